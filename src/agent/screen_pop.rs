@@ -1,0 +1,183 @@
+//! The screen-pop: who is calling, how sure we are and why, and what should worry the agent.
+//! The same facts travel by the API (full) and inside the hand-off TwiML (compact, within
+//! Twilio's size limits). Nothing secret is ever part of it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::store::calls::Call;
+use crate::store::{accounts, calls, to_rfc3339};
+use crate::verify::Factor;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScreenPop {
+    pub call_sid: String,
+    pub caller: String,
+    pub called: Option<String>,
+    pub verified: bool,
+    pub level: &'static str,
+    pub factors: Vec<&'static str>,
+    pub account: Option<AccountView>,
+    pub category: Option<String>,
+    pub risk: Risk,
+    pub status: String,
+    pub step: &'static str,
+    pub end_reason: Option<String>,
+    pub script: String,
+    pub script_version: String,
+    pub language: String,
+    pub started_at: Option<String>,
+    pub verified_at: Option<String>,
+    pub handed_off_at: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Risk {
+    pub caller_id_match: bool,
+    pub stir_verstat: Option<String>,
+    /// STIR/SHAKEN reported a failed validation: a spoofing indicator.
+    pub stir_failed: bool,
+    /// Wrong codes or TOTPs in this call.
+    pub failed_attempts: u32,
+    /// Failures counted against the account in the last 24 hours, across calls.
+    pub account_failures_24h: i64,
+    pub caller_withheld: bool,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl ScreenPop {
+    pub fn load(conn: &rusqlite::Connection, call: &Call, now: i64) -> anyhow::Result<Self> {
+        let account = match &call.account_id {
+            Some(id) => accounts::get(conn, id)?.map(|a| AccountView { id: a.id, name: a.name, attributes: a.attributes }),
+            None => None,
+        };
+        let account_failures_24h = match &call.account_id {
+            Some(id) => calls::recent_account_failures(conn, id, now - DAY_MS)?,
+            None => 0,
+        };
+        let level = call.level();
+        Ok(Self {
+            call_sid: call.call_sid.clone(),
+            caller: call.caller.clone(),
+            called: call.called.clone(),
+            verified: level.is_verified(),
+            level: level.as_str(),
+            factors: call.factors.iter().map(Factor::as_str).collect(),
+            account,
+            category: call.category.clone(),
+            risk: Risk {
+                caller_id_match: call.caller_id_match,
+                stir_verstat: call.stir_verstat.clone(),
+                stir_failed: call.stir_verstat.as_deref().is_some_and(|v| v.starts_with("TN-Validation-Failed")),
+                failed_attempts: call.failed_attempts,
+                account_failures_24h,
+                caller_withheld: call.caller == "withheld",
+            },
+            status: call.status.clone(),
+            step: call.step.as_str(),
+            end_reason: call.end_reason.clone(),
+            script: call.script.clone(),
+            script_version: call.script_version.clone(),
+            language: call.language.clone(),
+            started_at: to_rfc3339(call.started_at),
+            verified_at: call.verified_at.and_then(to_rfc3339),
+            handed_off_at: call.handed_off_at.and_then(to_rfc3339),
+            ended_at: call.ended_at.and_then(to_rfc3339),
+        })
+    }
+
+    /// TaskRouter task attributes for `<Enqueue><Task>`: what Flex shows as the screen-pop.
+    /// Kept within `max` characters (Flex's limit is 1024): the account attributes go first,
+    /// then the name is shortened; the verification facts always stay.
+    pub fn task_attributes(&self, max: usize) -> String {
+        let mut name = self.account.as_ref().map_or_else(|| self.caller.clone(), |a| a.name.clone());
+        let mut attributes = self.account.as_ref().map(|a| a.attributes.clone()).unwrap_or_default();
+        loop {
+            let json = serde_json::json!({
+                "type": "inbound",
+                "name": name,
+                "from": self.caller,
+                "call_sid": self.call_sid,
+                "verified": self.verified,
+                "level": self.level,
+                "factors": self.factors,
+                "account_id": self.account.as_ref().map(|a| &a.id),
+                "category": self.category,
+                "risk": {
+                    "caller_id_match": self.risk.caller_id_match,
+                    "stir_failed": self.risk.stir_failed,
+                    "failed_attempts": self.risk.failed_attempts,
+                    "account_failures_24h": self.risk.account_failures_24h,
+                },
+                "attributes": attributes,
+            })
+            .to_string();
+            if json.chars().count() <= max {
+                return json;
+            }
+            if !attributes.is_empty() {
+                attributes.clear();
+            } else if name.chars().count() > 16 {
+                name = name.chars().take(16).collect();
+            } else {
+                // The fixed facts alone exceed the limit only for absurd limits; send them anyway.
+                return json;
+            }
+        }
+    }
+
+    /// `<Parameter>`s for a Voice SDK agent (`<Dial><Client>`). Short values only.
+    pub fn client_parameters(&self) -> Vec<(String, String)> {
+        let mut params = vec![
+            ("callgate_call_sid".to_owned(), self.call_sid.clone()),
+            ("verified".to_owned(), self.verified.to_string()),
+            ("level".to_owned(), self.level.to_owned()),
+            ("factors".to_owned(), self.factors.join(",")),
+            ("caller_id_match".to_owned(), self.risk.caller_id_match.to_string()),
+            ("failed_attempts".to_owned(), self.risk.failed_attempts.to_string()),
+        ];
+        if let Some(a) = &self.account {
+            params.push(("account_id".to_owned(), a.id.clone()));
+            params.push(("account_name".to_owned(), a.name.chars().take(64).collect()));
+        }
+        if let Some(c) = &self.category {
+            params.push(("category".to_owned(), c.clone()));
+        }
+        params
+    }
+
+    /// `X-` headers appended to a `<Dial><Sip>` URI (kept under Twilio's 1024-character limit
+    /// for the headers part; no name, only ids, since SIP headers cross other systems).
+    pub fn sip_uri(&self, base: &str) -> String {
+        let mut headers = vec![
+            ("X-Callgate-Call", self.call_sid.clone()),
+            ("X-Callgate-Level", self.level.to_owned()),
+            ("X-Callgate-Verified", self.verified.to_string()),
+            ("X-Callgate-Factors", self.factors.join(".")),
+        ];
+        if let Some(a) = &self.account {
+            headers.push(("X-Callgate-Account", a.id.clone()));
+        }
+        if let Some(c) = &self.category {
+            headers.push(("X-Callgate-Category", c.clone()));
+        }
+        let query = headers
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join("&");
+        let query: String = query.chars().take(1000).collect();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}{query}")
+    }
+}

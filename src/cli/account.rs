@@ -1,0 +1,166 @@
+//! `callgate account ...`
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
+use crate::store::accounts::{self, NewAccount};
+use crate::store::{Store, call_codes, now_ms, to_rfc3339};
+use crate::verify::{Keyring, totp};
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Register a customer account.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Registered phone; without a country code it is read in --region.
+        #[arg(long)]
+        phone: String,
+        /// Permanent account code, 6 to 12 digits, unique.
+        #[arg(long)]
+        code: Option<String>,
+        /// Give the account an authenticator (prints the otpauth:// URI and a QR code).
+        #[arg(long)]
+        totp: bool,
+        /// An attribute shown to agents, e.g. --attr plan=premium (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+    },
+    /// Issue a one-time call code (what the customer sees in their logged-in account).
+    CallCode {
+        id: String,
+        /// Validity in minutes.
+        #[arg(long, env = "CALLGATE_CALL_CODE_TTL_MINUTES", default_value_t = 30)]
+        ttl: u32,
+    },
+    List,
+    Show { id: String },
+    Remove { id: String },
+}
+
+pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Result<()> {
+    match cmd {
+        AccountCommand::Add { id, name, phone, code, totp, attrs } => {
+            // Everything is parsed before anything is opened or written.
+            let id = AccountId::parse(&id)?;
+            let name = AccountName::parse(&name)?;
+            let phone = PhoneNumber::parse(&phone, region)?;
+            let code = code.as_deref().map(AccountCode::parse).transpose()?;
+            let attributes = parse_attributes(&attrs)?;
+            let store = Store::open(data_dir)?;
+            let keys = Keyring::load_or_create(data_dir)?;
+            let secret = totp.then(totp::new_secret);
+            let new = NewAccount {
+                id: &id,
+                name: &name,
+                phone: &phone,
+                code: code.as_ref(),
+                totp_secret: secret.as_deref().map(Vec::as_slice),
+                attributes: &attributes,
+            };
+            let uri = secret.as_ref().map(|s| totp::provisioning_uri(s, id.as_str())).transpose()?;
+            accounts::add(&mut *store.conn()?, &keys, &new, now_ms())?;
+            println!("account {id} added: {name} {phone}", name = name.as_str());
+            if let Some(uri) = uri {
+                println!("Scan this with an authenticator app:");
+                print_qr(&uri);
+                println!("{uri}");
+            }
+            Ok(())
+        }
+        AccountCommand::CallCode { id, ttl } => {
+            if !(1..=24 * 60).contains(&ttl) {
+                bail!("--ttl must be between 1 and 1440 minutes");
+            }
+            let store = Store::open(data_dir)?;
+            let keys = Keyring::load_or_create(data_dir)?;
+            let conn = store.conn()?;
+            if accounts::get(&conn, &id)?.is_none() {
+                bail!("no account with id {id}");
+            }
+            let code = call_codes::issue(&conn, &keys, &id, i64::from(ttl) * 60_000, now_ms())?;
+            println!("one-time call code for {id}, valid {ttl} minutes, single use:");
+            println!("{}", code.as_str());
+            Ok(())
+        }
+        AccountCommand::List => {
+            let store = Store::open(data_dir)?;
+            let list = accounts::list(&*store.conn()?)?;
+            if list.is_empty() {
+                println!("no accounts");
+            }
+            for a in list {
+                println!(
+                    "{:<16} {:<14} code:{} totp:{} {}",
+                    a.id,
+                    a.phone,
+                    yes_no(a.has_code),
+                    yes_no(a.has_totp),
+                    a.name
+                );
+            }
+            Ok(())
+        }
+        AccountCommand::Show { id } => {
+            let store = Store::open(data_dir)?;
+            let account = accounts::get(&*store.conn()?, &id)?.with_context(|| format!("no account with id {id}"))?;
+            let view = serde_json::json!({
+                "id": account.id,
+                "name": account.name,
+                "phone": account.phone,
+                "has_code": account.has_code,
+                "has_totp": account.has_totp,
+                "attributes": account.attributes,
+                "failed_attempts": account.failed_count,
+                "locked_until": account.locked_until.filter(|&t| t > now_ms()).and_then(to_rfc3339),
+                "created_at": to_rfc3339(account.created_at),
+            });
+            println!("{}", serde_json::to_string_pretty(&view)?);
+            Ok(())
+        }
+        AccountCommand::Remove { id } => {
+            let store = Store::open(data_dir)?;
+            if !accounts::remove(&*store.conn()?, &id)? {
+                bail!("no account with id {id}");
+            }
+            println!("account {id} removed");
+            Ok(())
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn parse_attributes(attrs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for attr in attrs {
+        let (key, value) = attr
+            .split_once('=')
+            .with_context(|| format!("--attr {attr:?} must be KEY=VALUE"))?;
+        let key = AttributeKey::parse(key)?;
+        if value.chars().count() > 200 || value.chars().any(char::is_control) {
+            bail!("--attr value for {key:?} must be at most 200 printable characters");
+        }
+        map.insert(key.into_string(), value.to_owned());
+    }
+    Ok(map)
+}
+
+fn print_qr(uri: &str) {
+    if let Ok(code) = qrcode::QrCode::new(uri.as_bytes()) {
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        println!("{art}");
+    }
+}

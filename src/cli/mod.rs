@@ -1,0 +1,71 @@
+//! The `callgate` command line. Every command works on the same data directory, also while the
+//! server runs (SQLite in WAL mode serialises the writers).
+
+mod account;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::domain::Region;
+
+#[derive(Debug, Parser)]
+#[command(name = "callgate", version, about = "Caller-verification IVR for Twilio and TwiML gateways")]
+pub struct Cli {
+    /// Holds the SQLite database and the server key; both are created on first use.
+    #[arg(long, env = "CALLGATE_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Region in which a phone number without a country code is read.
+    #[arg(long, env = "CALLGATE_DEFAULT_REGION", default_value = "PL", global = true)]
+    pub region: Region,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook server.
+    Serve(serve::ServeArgs),
+    /// Manage customer accounts.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Manage agents and admins.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// A terminal softphone: call a running callgate the way Twilio does.
+    Call(crate::softphone::CallArgs),
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = matches!(cli.command, Command::Serve(_));
+    init_logging(verbose);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args, cli.data_dir, cli.region).await,
+        Command::Account(cmd) => account::run(cmd, &cli.data_dir, cli.region),
+        Command::User(cmd) => user::run(cmd, &cli.data_dir),
+        Command::Call(args) => crate::softphone::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level, `CALLGATE_LOG_FORMAT=json` gives JSON lines.
+fn init_logging(server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if server { "info,tower_http=info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = std::env::var("CALLGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

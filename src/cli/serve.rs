@@ -1,0 +1,164 @@
+//! `callgate serve`: the webhook server, and `--demo` for a first experience without a phone.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{Settings, TwilioTokens};
+use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use crate::ivr::script::is_workflow_sid;
+use crate::startup::{launch_with_tcp_listener, shutdown_signal};
+use crate::store::accounts::{self, AddAccountError, NewAccount};
+use crate::store::users::{self, Role};
+use crate::store::{Store, call_codes, now_ms};
+use crate::verify::{Keyring, Limits, totp};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "CALLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The base URL Twilio is configured with (default: http://<listen>). Signatures are checked
+    /// against it, and the URLs in TwiML are built from it.
+    #[arg(long, env = "CALLGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "./ivr-scripts")]
+    pub scripts: PathBuf,
+    #[arg(long, env = "CALLGATE_SOUNDS", default_value = "./sounds")]
+    pub sounds: PathBuf,
+    /// Twilio auth token(s), comma-separated while rotating.
+    #[arg(long, env = "CALLGATE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// Accept unsigned webhooks (local experiments only).
+    #[arg(long)]
+    pub insecure_skip_signature: bool,
+    /// Enqueue through this TaskRouter workflow (WW...) with the screen-pop as task attributes.
+    #[arg(long, env = "CALLGATE_TASKROUTER_WORKFLOW_SID")]
+    pub taskrouter_workflow_sid: Option<String>,
+    /// Seed demo accounts and an agent token, and print them.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Failures in a row that lock an account's keypad verification.
+    #[arg(long, env = "CALLGATE_ACCOUNT_MAX_FAILURES", default_value_t = 5)]
+    pub account_max_failures: u32,
+    /// How long an account stays locked (e.g. 15m).
+    #[arg(long, env = "CALLGATE_ACCOUNT_LOCK", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub account_lock: Duration,
+    /// Failures from one calling number within --number-window that lock the number out.
+    #[arg(long, env = "CALLGATE_NUMBER_MAX_FAILURES", default_value_t = 10)]
+    pub number_max_failures: u32,
+    #[arg(long, env = "CALLGATE_NUMBER_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub number_window: Duration,
+    #[arg(long, env = "CALLGATE_NUMBER_LOCK", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub number_lock: Duration,
+    /// Failures per minute across the system that raise an alert (never a lock).
+    #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
+    pub global_alert_per_minute: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            account_max_failures: self.account_max_failures.max(1),
+            account_lock: self.account_lock,
+            number_max_failures: self.number_max_failures.max(1),
+            number_window: self.number_window,
+            number_lock: self.number_lock,
+            global_alert_per_minute: self.global_alert_per_minute,
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::Result<()> {
+    if let Some(ww) = &args.taskrouter_workflow_sid {
+        anyhow::ensure!(is_workflow_sid(ww), "CALLGATE_TASKROUTER_WORKFLOW_SID must be a WW... SID (WW + 32 hex digits)");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let public_url = match &args.public_url {
+        Some(url) => {
+            let parsed = url::Url::parse(url).with_context(|| format!("--public-url {url:?} is not a URL"))?;
+            anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--public-url must be http or https");
+            url.trim_end_matches('/').to_owned()
+        }
+        None => format!("http://{bound}"),
+    };
+    let settings = Settings {
+        listen: bound,
+        public_url,
+        data_dir: data_dir.clone(),
+        scripts_dir: args.scripts,
+        sounds_dir: args.sounds,
+        twilio_tokens: args.twilio_auth_token.as_deref().map(TwilioTokens::parse).unwrap_or_default(),
+        insecure_skip_signature: args.insecure_skip_signature,
+        region,
+        taskrouter_workflow_sid: args.taskrouter_workflow_sid,
+        limits: args.limits.limits(),
+    };
+    if args.demo {
+        seed_demo(&data_dir, &settings.public_url)?;
+    }
+    launch_with_tcp_listener(settings, listener, shutdown_signal()).await
+}
+
+/// Demo data: two accounts (one with TOTP), a fresh call code, and an agent token, printed so
+/// that `callgate call` can be tried at once. Running it again keeps the accounts and prints a
+/// fresh call code and agent token.
+fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)?;
+    let keys = Keyring::load_or_create(data_dir)?;
+    let mut conn = store.conn()?;
+    let region = Region::default();
+    let demo = [
+        ("DEMO-1001", "Jan Kowalski", "+48601234567", "246810", false, [("plan", "premium"), ("device", "router-x2")]),
+        ("DEMO-1002", "Anna Nowak", "+48602345678", "135790", true, [("plan", "basic"), ("device", "app-ios")]),
+    ];
+    println!("=== callgate demo ===");
+    for (id, name, phone, code, with_totp, attrs) in demo {
+        let attributes: BTreeMap<String, String> = attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (id, name) = (AccountId::parse(id)?, AccountName::parse(name)?);
+        let phone = PhoneNumber::parse(phone, region)?;
+        let code = AccountCode::parse(code)?;
+        let secret = with_totp.then(totp::new_secret);
+        let new = NewAccount {
+            id: &id,
+            name: &name,
+            phone: &phone,
+            code: Some(&code),
+            totp_secret: secret.as_deref().map(Vec::as_slice),
+            attributes: &attributes,
+        };
+        match accounts::add(&mut conn, &keys, &new, now_ms()) {
+            Ok(()) => {
+                println!("account {id}: {} phone {phone} code {}", name.as_str(), code.expose());
+                if let Some(secret) = &secret {
+                    println!("  TOTP: {}", totp::provisioning_uri(secret, id.as_str())?);
+                }
+            }
+            Err(AddAccountError::DuplicateId(_)) => println!("account {id} already present (code {})", code.expose()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let call_code = call_codes::issue(&conn, &keys, "DEMO-1001", 30 * 60_000, now_ms())?;
+    println!("one-time call code for DEMO-1001 (30 minutes): {}", call_code.as_str());
+    let agent = format!("demo-agent-{}", now_ms());
+    let token = users::add(&conn, &agent, Role::Agent, now_ms())?;
+    println!("agent token: {}", token.as_str());
+    println!(
+        "try:  CALLGATE_AGENT_TOKEN={} callgate call --url {public_url} --from +48601234567",
+        token.as_str()
+    );
+    println!("=====================");
+    Ok(())
+}

@@ -1,0 +1,179 @@
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::Mode;
+use phonenumber::country::Id;
+
+use super::ParseError;
+
+/// The region in which a number written without a country code is read (`PL` by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(Id);
+
+impl Region {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        Id::from_str(&input.trim().to_ascii_uppercase())
+            .map(Self)
+            .map_err(|_| ParseError::new(format!("unknown region {input:?}: use a two-letter ISO code such as PL")))
+    }
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Self(Id::PL)
+    }
+}
+
+impl FromStr for Region {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// A valid telephone number in E.164 form (`+48601555777`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses what a person typed (`601 555 777`, `+48 601-555-777`, `0048601555777`), reading a
+    /// number without a country code in `region`. Only numbers valid by the numbering plan pass.
+    pub fn parse(input: &str, region: Region) -> Result<Self, ParseError> {
+        let refused = || ParseError::new(format!("{input:?} is not a valid phone number"));
+        if input.len() > 40 {
+            return Err(refused());
+        }
+        let parsed = phonenumber::parse(Some(region.0), input).map_err(|_| refused())?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(refused());
+        }
+        Ok(Self(parsed.format().mode(Mode::E164).to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used in logs: country code and last three digits only.
+    pub fn masked(&self) -> String {
+        mask_number(&self.0)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Masks a number for logs (`+48601234567` → `+48*****567`), keeping the first three and the
+/// last three characters. Short or odd values are masked whole.
+pub fn mask_number(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().filter(|c| !c.is_control()).collect();
+    if chars.len() < 8 {
+        return "*".repeat(chars.len().max(1));
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 3..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
+}
+
+/// Who the network says is calling. A withheld number never matches an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerId {
+    Number(PhoneNumber),
+    /// `anonymous`, `restricted`, `unknown`, empty, or anything that is not a phone number
+    /// (a `client:` or `sip:` identity).
+    Withheld,
+}
+
+impl CallerId {
+    /// Reads Twilio's `From`. Twilio sends E.164; a gateway may send national digits, which are
+    /// read in `region`.
+    pub fn from_twilio(raw: Option<&str>, region: Region) -> Self {
+        let raw = raw.map(str::trim).unwrap_or_default();
+        let withheld = raw.is_empty()
+            || ["anonymous", "restricted", "unknown", "private", "unavailable"]
+                .iter()
+                .any(|w| raw.eq_ignore_ascii_case(w))
+            || raw.contains(':');
+        if withheld {
+            return Self::Withheld;
+        }
+        PhoneNumber::parse(raw, region).map_or(Self::Withheld, Self::Number)
+    }
+
+    pub fn number(&self) -> Option<&PhoneNumber> {
+        match self {
+            Self::Number(n) => Some(n),
+            Self::Withheld => None,
+        }
+    }
+
+    /// The key under which failures from this caller are counted. All withheld callers share
+    /// one key: otherwise withholding the number would escape the per-number limit.
+    pub fn throttle_key(&self) -> &str {
+        match self {
+            Self::Number(n) => n.as_str(),
+            Self::Withheld => "withheld",
+        }
+    }
+
+    /// What is stored and shown for the caller.
+    pub fn display(&self) -> &str {
+        self.throttle_key()
+    }
+
+    pub fn masked(&self) -> String {
+        match self {
+            Self::Number(n) => n.masked(),
+            Self::Withheld => "withheld".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_are_read_in_the_default_region() {
+        let pl = Region::default();
+        assert_eq!(PhoneNumber::parse("601 555 777", pl).unwrap().as_str(), "+48601555777");
+        assert_eq!(PhoneNumber::parse("+48 601-555-777", pl).unwrap().as_str(), "+48601555777");
+        assert_eq!(
+            PhoneNumber::parse("(415) 867-5309", Region::parse("us").unwrap()).unwrap().as_str(),
+            "+14158675309"
+        );
+    }
+
+    #[test]
+    fn malformed_numbers_are_refused() {
+        let pl = Region::default();
+        for bad in ["", "12", "abc", "+48 1", "601 555 777 888 999 000", "+999123456789"] {
+            assert!(PhoneNumber::parse(bad, pl).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn withheld_caller_ids() {
+        let pl = Region::default();
+        for raw in [None, Some(""), Some("anonymous"), Some("Restricted"), Some("client:alice"), Some("sip:x@y")] {
+            assert_eq!(CallerId::from_twilio(raw, pl), CallerId::Withheld, "{raw:?}");
+        }
+        assert!(CallerId::from_twilio(Some("+48601234567"), pl).number().is_some());
+    }
+
+    #[test]
+    fn masking_keeps_only_the_ends() {
+        assert_eq!(mask_number("+48601234567"), "+48******567");
+        assert_eq!(mask_number("123"), "***");
+    }
+
+    #[test]
+    fn unknown_region_is_refused() {
+        assert!(Region::parse("XX").is_err());
+        assert!(Region::parse("pl").is_ok());
+    }
+}

@@ -1,0 +1,22 @@
+//! callgate: verifies callers on the phone before an agent spends a second on them.
+//!
+//! Where things live:
+//! - `twilio/`: webhooks in (signature, parameters), TwiML out.
+//! - `ivr/`: the call flow and the scripts that drive it (`ivr::flow` is where a webhook
+//!   turns into TwiML).
+//! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
+//! - `store/`: SQLite storage.
+//! - `agent/`: the screen-pop and the API agents read it from.
+//! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ivr;
+pub mod softphone;
+pub mod startup;
+pub mod store;
+pub mod twilio;
+pub mod verify;

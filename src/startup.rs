@@ -1,0 +1,137 @@
+//! Building the application from settings and serving it: `launch_with_tcp_listener` takes a
+//! bound listener (tests bind port 0) and a shutdown future, and drains in-flight webhooks
+//! before returning.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::ivr::flow::AlertGate;
+use crate::ivr::{IvrContext, ScriptSet, SoundIndex};
+use crate::store::Store;
+use crate::verify::Keyring;
+
+/// Twilio's webhooks are small forms; anything larger is not from Twilio.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Twilio gives up after 15 s; answer well before.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub ivr: Arc<IvrContext>,
+}
+
+impl AppState {
+    /// Opens the data directory (database and key file, created on first use) and loads the
+    /// scripts and the sound index.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.twilio_tokens.is_empty() && !settings.insecure_skip_signature {
+            bail!(
+                "CALLGATE_TWILIO_AUTH_TOKEN is not set: callgate cannot tell Twilio's webhooks from forgeries. \
+                 Set it to your Twilio auth token (comma-separated to accept several while rotating), \
+                 or pass --insecure-skip-signature for a local experiment."
+            );
+        }
+        let store = Store::open(&settings.data_dir)?;
+        let keys = Keyring::load_or_create(&settings.data_dir)?;
+        let scripts = ScriptSet::load(&settings.scripts_dir)?;
+        let sounds = SoundIndex::scan(&settings.sounds_dir);
+        let ivr = IvrContext {
+            keys: Arc::new(keys),
+            scripts: Arc::new(scripts),
+            sounds,
+            limits: settings.limits.clone(),
+            public_url: settings.public_url.trim_end_matches('/').to_owned(),
+            workflow_sid: settings.taskrouter_workflow_sid.clone(),
+            alerts: AlertGate::default(),
+        };
+        Ok(Self { settings: Arc::new(settings), store, ivr: Arc::new(ivr) })
+    }
+}
+
+/// The whole HTTP application, so tests can drive it with `oneshot` as well as over TCP.
+pub fn app(state: AppState) -> Router {
+    let sounds = ServeDir::new(&state.settings.sounds_dir);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(crate::twilio::routes::router())
+        .merge(crate::agent::routes::router())
+        .nest_service("/sounds", sounds)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Ready when the database answers.
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, StatusCode> {
+    state
+        .store
+        .run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).context("database"))
+        .await
+        .map(|()| "ok")
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+}
+
+pub async fn launch_with_tcp_listener(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if settings.insecure_skip_signature {
+        tracing::warn!(
+            "!!! --insecure-skip-signature: webhooks are NOT authenticated; anyone who can reach this server can \
+             pretend to be Twilio. Never run like this in production. !!!"
+        );
+    }
+    let state = AppState::build(settings)?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        public_url = %state.settings.public_url,
+        data_dir = %state.settings.data_dir.display(),
+        "callgate serving"
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so in-flight webhooks finish before the process exits.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

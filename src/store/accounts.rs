@@ -1,0 +1,181 @@
+//! Customer accounts. Codes are stored as keyed hashes, TOTP secrets encrypted; nothing here
+//! ever holds a plaintext secret longer than the call that hashes or seals it.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber};
+use crate::verify::{Keyring, Purpose};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub phone: String,
+    pub has_code: bool,
+    pub has_totp: bool,
+    pub attributes: BTreeMap<String, String>,
+    pub failed_count: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+}
+
+pub struct NewAccount<'a> {
+    pub id: &'a AccountId,
+    pub name: &'a AccountName,
+    pub phone: &'a PhoneNumber,
+    pub code: Option<&'a AccountCode>,
+    /// A TOTP secret to seal, when the account gets an authenticator.
+    pub totp_secret: Option<&'a [u8]>,
+    pub attributes: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddAccountError {
+    #[error("an account with id {0} already exists")]
+    DuplicateId(String),
+    #[error("that account code is already in use; choose another")]
+    DuplicateCode,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+const COLUMNS: &str = "id, name, phone, code_hash IS NOT NULL, totp_secret IS NOT NULL, attributes, \
+                       failed_count, locked_until, created_at";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    let attributes: String = row.get(5)?;
+    Ok(Account {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        phone: row.get(2)?,
+        has_code: row.get(3)?,
+        has_totp: row.get(4)?,
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        failed_count: row.get(6)?,
+        locked_until: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+/// Inserts an account in one transaction: either all of it is written or nothing.
+pub fn add(conn: &mut Connection, keys: &Keyring, new: &NewAccount<'_>, now: i64) -> Result<(), AddAccountError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .context("begin")?;
+    let exists: bool = tx
+        .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE id = ?1)", [new.id.as_str()], |r| r.get(0))
+        .context("checking id")?;
+    if exists {
+        return Err(AddAccountError::DuplicateId(new.id.to_string()));
+    }
+    let code = match new.code {
+        Some(code) => {
+            let candidates = keys.keyed_hash_candidates(Purpose::AccountCode, code.expose());
+            for (_, hash) in &candidates {
+                let taken: bool = tx
+                    .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE code_hash = ?1)", [hash], |r| r.get(0))
+                    .context("checking code")?;
+                if taken {
+                    return Err(AddAccountError::DuplicateCode);
+                }
+            }
+            for (_, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code.expose()) {
+                let live: bool = tx
+                    .query_row(
+                        "SELECT EXISTS(SELECT 1 FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2)",
+                        params![hash, now],
+                        |r| r.get(0),
+                    )
+                    .context("checking call codes")?;
+                if live {
+                    return Err(AddAccountError::DuplicateCode);
+                }
+            }
+            Some(keys.keyed_hash(Purpose::AccountCode, code.expose()))
+        }
+        None => None,
+    };
+    let totp = match new.totp_secret {
+        Some(secret) => Some(keys.encrypt(secret, new.id.as_str())?),
+        None => None,
+    };
+    let attributes = serde_json::to_string(new.attributes).context("attributes")?;
+    tx.execute(
+        "INSERT INTO accounts (id, name, phone, code_hash, code_key_version, totp_secret, totp_key_version, attributes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            new.id.as_str(),
+            new.name.as_str(),
+            new.phone.as_str(),
+            code.as_ref().map(|(_, h)| h),
+            code.as_ref().map(|(v, _)| v),
+            totp.as_ref().map(|(_, s)| s),
+            totp.as_ref().map(|(v, _)| v),
+            attributes,
+            now
+        ],
+    )
+    .context("inserting account")?;
+    tx.commit().context("commit")?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Account>> {
+    conn.query_row(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"), [id], from_row)
+        .optional()
+        .context("reading account")
+}
+
+pub fn list(conn: &Connection) -> anyhow::Result<Vec<Account>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Removes an account and its call codes; its past calls keep their record without the link.
+pub fn remove(conn: &Connection, id: &str) -> anyhow::Result<bool> {
+    Ok(conn.execute("DELETE FROM accounts WHERE id = ?1", [id])? > 0)
+}
+
+/// The ids of the accounts registered to `phone`.
+pub fn ids_on_phone(conn: &Connection, phone: &str) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM accounts WHERE phone = ?1 ORDER BY id")?;
+    let ids = stmt.query_map([phone], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+/// The account whose permanent code is `code`, by keyed-hash look-up (under every key version).
+pub fn find_by_code(conn: &Connection, keys: &Keyring, code: &str) -> anyhow::Result<Option<String>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM accounts WHERE code_hash = ?1")?;
+    for (_, hash) in keys.keyed_hash_candidates(Purpose::AccountCode, code) {
+        if let Some(id) = stmt.query_row([&hash], |r| r.get(0)).optional()? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The account's decrypted TOTP secret, if it has an authenticator.
+pub fn totp_secret(conn: &Connection, keys: &Keyring, id: &str) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let sealed: Option<(Vec<u8>, u32)> = conn
+        .prepare_cached("SELECT totp_secret, totp_key_version FROM accounts WHERE id = ?1 AND totp_secret IS NOT NULL")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    sealed.map(|(blob, version)| keys.decrypt(version, &blob, id)).transpose()
+}
+
+/// Accepts TOTP `step` for the account only if it is later than every step accepted before, in
+/// one statement, so two calls presenting the same code at the same instant cannot both win.
+pub fn advance_totp_step(conn: &Connection, id: &str, step: u64) -> anyhow::Result<bool> {
+    let step = i64::try_from(step).context("TOTP step out of range")?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE accounts SET totp_last_step = ?2
+             WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        )?
+        .execute(params![id, step])?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,184 @@
+//! Call state, keyed by CallSid. Each webhook reads the row, decides, and writes it back in one
+//! transaction, so a restart between two webhooks loses nothing and a half-decided step is never
+//! stored.
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::verify::{AssuranceLevel, Factors};
+
+/// Where in the flow a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    AccountCode,
+    Totp,
+    Menu,
+    HandedOff,
+    Ended,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountCode => "account_code",
+            Self::Totp => "totp",
+            Self::Menu => "menu",
+            Self::HandedOff => "handed_off",
+            Self::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "account_code" => Self::AccountCode,
+            "totp" => Self::Totp,
+            "menu" => Self::Menu,
+            "handed_off" => Self::HandedOff,
+            _ => Self::Ended,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub call_sid: String,
+    pub caller: String,
+    pub called: Option<String>,
+    pub stir_verstat: Option<String>,
+    pub script: String,
+    pub script_version: String,
+    pub language: String,
+    pub step: Step,
+    pub step_attempts: u32,
+    pub step_silences: u32,
+    pub account_id: Option<String>,
+    pub caller_id_match: bool,
+    pub factors: Factors,
+    pub failed_attempts: u32,
+    pub category: Option<String>,
+    pub handoff: Option<String>,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub started_at: i64,
+    pub verified_at: Option<i64>,
+    pub handed_off_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub duration_secs: Option<i64>,
+}
+
+impl Call {
+    pub fn level(&self) -> AssuranceLevel {
+        self.factors.level()
+    }
+
+    /// Moves to `step`, starting its attempt and silence counts afresh.
+    pub fn enter(&mut self, step: Step) {
+        self.step = step;
+        self.step_attempts = 0;
+        self.step_silences = 0;
+    }
+}
+
+const COLUMNS: &str = "call_sid, caller, called, stir_verstat, script, script_version, language, step, \
+    step_attempts, step_silences, account_id, caller_id_match, factors, failed_attempts, category, handoff, \
+    status, end_reason, started_at, verified_at, handed_off_at, ended_at, duration_secs";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Call> {
+    Ok(Call {
+        call_sid: r.get(0)?,
+        caller: r.get(1)?,
+        called: r.get(2)?,
+        stir_verstat: r.get(3)?,
+        script: r.get(4)?,
+        script_version: r.get(5)?,
+        language: r.get(6)?,
+        step: Step::parse(&r.get::<_, String>(7)?),
+        step_attempts: r.get(8)?,
+        step_silences: r.get(9)?,
+        account_id: r.get(10)?,
+        caller_id_match: r.get(11)?,
+        factors: Factors::from_db(&r.get::<_, String>(12)?),
+        failed_attempts: r.get(13)?,
+        category: r.get(14)?,
+        handoff: r.get(15)?,
+        status: r.get(16)?,
+        end_reason: r.get(17)?,
+        started_at: r.get(18)?,
+        verified_at: r.get(19)?,
+        handed_off_at: r.get(20)?,
+        ended_at: r.get(21)?,
+        duration_secs: r.get(22)?,
+    })
+}
+
+pub fn get(conn: &Connection, call_sid: &str) -> anyhow::Result<Option<Call>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM calls WHERE call_sid = ?1"))?
+        .query_row([call_sid], from_row)
+        .optional()
+        .context("reading call")
+}
+
+/// Inserts or replaces the whole row.
+pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO calls ({COLUMNS}, level, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+    ))?
+    .execute(params![
+        call.call_sid,
+        call.caller,
+        call.called,
+        call.stir_verstat,
+        call.script,
+        call.script_version,
+        call.language,
+        call.step.as_str(),
+        call.step_attempts,
+        call.step_silences,
+        call.account_id,
+        call.caller_id_match,
+        call.factors.to_db(),
+        call.failed_attempts,
+        call.category,
+        call.handoff,
+        call.status,
+        call.end_reason,
+        call.started_at,
+        call.verified_at,
+        call.handed_off_at,
+        call.ended_at,
+        call.duration_secs,
+        call.level().as_str(),
+        now
+    ])
+    .context("saving call")?;
+    Ok(())
+}
+
+/// Records what the status callback reports. A callback for a call callgate never saw (its
+/// first webhook failed, say) still leaves a record, so no call goes unaccounted.
+pub fn record_status(conn: &Connection, call_sid: &str, status: &str, duration: Option<i64>, now: i64) -> anyhow::Result<()> {
+    let terminal = matches!(status, "completed" | "busy" | "no-answer" | "canceled" | "failed");
+    conn.prepare_cached(
+        "INSERT INTO calls (call_sid, caller, script, script_version, language, step, status, started_at, updated_at)
+         VALUES (?1, 'withheld', '', '', '', 'ended', ?2, ?4, ?4)
+         ON CONFLICT(call_sid) DO UPDATE SET
+            status = ?2,
+            duration_secs = COALESCE(?3, duration_secs),
+            ended_at = CASE WHEN ?5 THEN COALESCE(ended_at, ?4) ELSE ended_at END,
+            step = CASE WHEN ?5 AND step NOT IN ('handed_off') THEN 'ended' ELSE step END,
+            end_reason = CASE WHEN ?5 AND end_reason IS NULL AND step NOT IN ('handed_off', 'ended')
+                              THEN 'caller_hung_up' ELSE end_reason END,
+            updated_at = ?4",
+    )?
+    .execute(params![call_sid, status, duration, now, terminal])
+    .context("recording call status")?;
+    Ok(())
+}
+
+/// The failures counted against the account within `since_ms`, for the screen-pop's risk flags.
+pub fn recent_account_failures(conn: &Connection, account_id: &str, since_ms: i64) -> anyhow::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM failures WHERE account_id = ?1 AND at >= ?2")?
+        .query_row(params![account_id, since_ms], |r| r.get(0))
+        .context("counting failures")
+}

@@ -1,0 +1,93 @@
+//! Storage: one SQLite file in the data directory (WAL mode, so the server and the CLI can use it
+//! at once, and several server processes could share it). Every function here is synchronous and
+//! takes a connection or transaction; async code reaches it through `Store::run`, which moves the
+//! work off the async runtime.
+
+pub mod accounts;
+pub mod call_codes;
+pub mod calls;
+mod migrations;
+pub mod throttle;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+pub const DB_FILE: &str = "callgate.db";
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating on first use) `<data_dir>/callgate.db` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let manager = SqliteConnectionManager::file(&path).with_init(|c| {
+            // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing
+            // on a process crash (kill -9); busy_timeout lets the CLI and the server share it.
+            c.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        let mut conn = pool.get().context("database connection")?;
+        migrations::apply(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
+        Ok(Self { pool, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> anyhow::Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.pool.get().context("database connection")
+    }
+
+    /// Runs blocking database work on tokio's blocking pool, never on the async workers.
+    pub async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().context("database connection")?;
+            work(&mut conn)
+        })
+        .await
+        .context("database task")?
+    }
+}
+
+/// Milliseconds since the Unix epoch: how every time is stored.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn to_rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

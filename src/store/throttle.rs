@@ -1,0 +1,110 @@
+//! The memory of the guessing limits (see `crate::verify::Limits`): failures per account (a
+//! consecutive count on the account row), per calling number (events in a sliding window, then
+//! a lock), and across the system (events per minute, for the alert).
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::verify::Limits;
+
+/// What one more failure led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// Accounts whose keypad verification this failure locked.
+    pub accounts_locked: Vec<String>,
+    pub number_locked: bool,
+    /// Failures across the system in the last minute, when above the alert threshold.
+    pub global_alert: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum FailureKind {
+    AccountCode,
+    Totp,
+}
+
+impl FailureKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountCode => "account_code",
+            Self::Totp => "totp",
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub fn account_locked(conn: &Connection, account_id: &str, now: i64) -> anyhow::Result<bool> {
+    let until: Option<Option<i64>> = conn
+        .prepare_cached("SELECT locked_until FROM accounts WHERE id = ?1")?
+        .query_row([account_id], |r| r.get(0))
+        .optional()?;
+    Ok(until.flatten().is_some_and(|t| t > now))
+}
+
+pub fn number_locked(conn: &Connection, caller: &str, now: i64) -> anyhow::Result<bool> {
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT locked_until FROM number_locks WHERE caller = ?1")?
+        .query_row([caller], |r| r.get(0))
+        .optional()?;
+    Ok(until.is_some_and(|t| t > now))
+}
+
+/// Counts one failed verification from `caller` against `accounts` (the accounts the call is
+/// about: those on the caller ID at the code step, the identified one at the TOTP step).
+pub fn record_failure(
+    conn: &Connection,
+    limits: &Limits,
+    caller: &str,
+    accounts: &[String],
+    call_sid: &str,
+    kind: FailureKind,
+    now: i64,
+) -> anyhow::Result<FailureOutcome> {
+    let mut outcome = FailureOutcome::default();
+    conn.prepare_cached("INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![now, caller, accounts.first(), call_sid, kind.as_str()])
+        .context("recording failure")?;
+
+    let mut bump = conn.prepare_cached(
+        "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = ?1 RETURNING failed_count",
+    )?;
+    for account in accounts {
+        let count: Option<u32> = bump.query_row([account], |r| r.get(0)).optional()?;
+        if count.is_some_and(|c| c >= limits.account_max_failures) {
+            // The lock starts a fresh count: after it expires the next run of failures locks again.
+            conn.prepare_cached("UPDATE accounts SET locked_until = ?2, failed_count = 0 WHERE id = ?1")?
+                .execute(params![account, now + ms(limits.account_lock)])?;
+            outcome.accounts_locked.push(account.clone());
+        }
+    }
+
+    let from_number: u32 = conn
+        .prepare_cached("SELECT COUNT(*) FROM failures WHERE caller = ?1 AND at > ?2")?
+        .query_row(params![caller, now - ms(limits.number_window)], |r| r.get(0))?;
+    if from_number >= limits.number_max_failures {
+        conn.prepare_cached(
+            "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)
+             ON CONFLICT(caller) DO UPDATE SET locked_until = MAX(locked_until, ?2)",
+        )?
+        .execute(params![caller, now + ms(limits.number_lock)])?;
+        outcome.number_locked = true;
+    }
+
+    let last_minute: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM failures WHERE at > ?1")?
+        .query_row([now - 60_000], |r| r.get(0))?;
+    if last_minute > i64::from(limits.global_alert_per_minute) {
+        outcome.global_alert = Some(last_minute);
+    }
+    Ok(outcome)
+}
+
+/// A completed verification forgives the account's earlier failures.
+pub fn reset_account(conn: &Connection, account_id: &str) -> anyhow::Result<()> {
+    conn.prepare_cached("UPDATE accounts SET failed_count = 0 WHERE id = ?1")?
+        .execute([account_id])?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The webhook endpoints: `POST /twilio/voice` (a call comes in), `POST /twilio/ivr/{step}` (the
+//! flow's own `<Gather>`/`<Redirect>`/`<Dial>` actions) and `POST /twilio/status`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::webhook::{SignedForm, VoiceParams};
+use crate::error::ApiError;
+use crate::ivr::flow::{self, Event, StepUrl};
+use crate::startup::AppState;
+use crate::store::{calls, now_ms};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/twilio/voice", post(incoming_call))
+        .route("/twilio/ivr/{step}", post(flow_step))
+        .route("/twilio/status", post(status_callback))
+}
+
+async fn incoming_call(State(state): State<AppState>, form: SignedForm) -> Result<Response, ApiError> {
+    run_flow(&state, &form, Event::Incoming).await
+}
+
+async fn flow_step(State(state): State<AppState>, Path(step): Path<String>, form: SignedForm) -> Result<Response, ApiError> {
+    let step = StepUrl::from_segment(&step).ok_or(ApiError::NotFound)?;
+    let event = match step {
+        StepUrl::HandoffResult => Event::HandoffResult(
+            form.get("DialCallStatus")
+                .or_else(|| form.get("QueueResult"))
+                .filter(|v| v.len() <= 32)
+                .map(str::to_owned),
+        ),
+        other => Event::Input(other),
+    };
+    run_flow(&state, &form, event).await
+}
+
+async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<Response, ApiError> {
+    let params = VoiceParams::read(form, state.settings.region)?;
+    let ivr = state.ivr.clone();
+    let for_flow = params.clone();
+    let result = state
+        .store
+        .run(move |conn| flow::handle(conn, &ivr, &for_flow, event, now_ms()))
+        .await;
+    let doc = result.unwrap_or_else(|e| {
+        // The caller is on the line: a polite goodbye, not a 5xx (which Twilio would read out
+        // as "an application error has occurred").
+        tracing::error!(call_sid = %params.call_sid, error = %format!("{e:#}"), "call flow failed; caller told to call back");
+        flow::technical_error(&state.ivr, &params)
+    });
+    Ok(twiml_response(flow::render(&doc)))
+}
+
+pub fn twiml_response(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+}
+
+async fn status_callback(State(state): State<AppState>, form: SignedForm) -> Result<StatusCode, ApiError> {
+    let params = VoiceParams::read(&form, state.settings.region)?;
+    let status = form
+        .get("CallStatus")
+        .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        .ok_or_else(|| ApiError::BadRequest("missing or malformed parameter CallStatus".into()))?
+        .to_owned();
+    let duration = form.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
+    let sid = params.call_sid.as_str().to_owned();
+    tracing::info!(call_sid = %sid, status = %status, "status callback");
+    state
+        .store
+        .run(move |conn| calls::record_status(conn, &sid, &status, duration, now_ms()))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}

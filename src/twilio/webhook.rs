@@ -1,0 +1,109 @@
+//! Reading a Twilio webhook: the `SignedForm` extractor authenticates the request by its
+//! `X-Twilio-Signature` before any handler sees a parameter; `VoiceParams` then reads the
+//! parameters callgate uses, refusing malformed ones with a clear 400.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::Uri;
+
+use super::signature;
+use crate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The form parameters of a webhook whose signature was checked.
+#[derive(Debug, Clone)]
+pub struct SignedForm {
+    pub params: Vec<(String, String)>,
+}
+
+impl SignedForm {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The URL Twilio signed: the configured public base (what Twilio was told to call, which is not
+/// what a server behind a proxy sees) plus the path and query as received.
+pub fn signed_url(public_url: &str, uri: &Uri) -> String {
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{}{}", public_url.trim_end_matches('/'), path_and_query)
+}
+
+impl FromRequest<AppState> for SignedForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let uri = req.uri().clone();
+        let header = req
+            .headers()
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|_| ApiError::BadRequest("body is not a form-encoded parameter list".into()))?;
+        let settings = &state.settings;
+        if !settings.insecure_skip_signature {
+            let url = signed_url(&settings.public_url, &uri);
+            let valid = header
+                .as_deref()
+                .is_some_and(|h| signature::is_valid(settings.twilio_auth_tokens(), &url, &params, h));
+            if !valid {
+                tracing::warn!(
+                    path = uri.path(),
+                    signature_present = header.is_some(),
+                    "refused webhook: X-Twilio-Signature does not match (check CALLGATE_PUBLIC_URL and the auth token)"
+                );
+                return Err(ApiError::Forbidden);
+            }
+        }
+        Ok(Self { params })
+    }
+}
+
+/// The parameters of a voice webhook that the call flow uses.
+#[derive(Debug, Clone)]
+pub struct VoiceParams {
+    pub call_sid: CallSid,
+    pub caller: CallerId,
+    /// The dialed number as the gateway sent it (used to choose a script); bounded and printable.
+    pub called: Option<String>,
+    pub stir: Option<StirVerstat>,
+    pub digits: Option<Keypad>,
+}
+
+impl VoiceParams {
+    pub fn read(form: &SignedForm, region: Region) -> Result<Self, ApiError> {
+        let call_sid = form
+            .get("CallSid")
+            .ok_or_else(|| ApiError::BadRequest("missing parameter CallSid".into()))
+            .and_then(|raw| CallSid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string())))?;
+        let called = form
+            .get("To")
+            .map(str::trim)
+            .filter(|to| !to.is_empty() && to.len() <= 64 && !to.chars().any(char::is_control))
+            .map(str::to_owned);
+        Ok(Self {
+            call_sid,
+            caller: CallerId::from_twilio(form.get("From"), region),
+            called,
+            stir: StirVerstat::parse(form.get("StirVerstat")),
+            digits: Keypad::from_digits(form.get("Digits")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_url_joins_base_and_path() {
+        let uri: Uri = "/twilio/voice?b=2&a=1".parse().unwrap();
+        assert_eq!(signed_url("https://cg.example/", &uri), "https://cg.example/twilio/voice?b=2&a=1");
+        assert_eq!(signed_url("https://cg.example/pre", &uri), "https://cg.example/pre/twilio/voice?b=2&a=1");
+    }
+}
