@@ -100,7 +100,15 @@ pub async fn launch_with_tcp_listener(
              pretend to be Twilio. Never run like this in production. !!!"
         );
     }
-    let state = AppState::build(settings)?;
+    serve(AppState::build(settings)?, listener, shutdown).await
+}
+
+/// Serves an already built state (tests keep a clone of it to look inside).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(
         listen = %listener.local_addr()?,
         public_url = %state.settings.public_url,
