@@ -14,7 +14,13 @@ impl TwilioTokens {
     /// Reads `CALLGATE_TWILIO_AUTH_TOKEN`: one token, or several separated by commas while a
     /// token is being rotated.
     pub fn parse(list: &str) -> Self {
-        Self(list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
+        Self(
+            list.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,7 +85,10 @@ mod tests {
         let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "d".into());
         s.twilio_tokens = TwilioTokens::parse("secret-one, secret-two");
         let shown = format!("{s:?}");
-        assert!(!shown.contains("secret-one") && shown.contains("2 token(s)"), "{shown}");
+        assert!(
+            !shown.contains("secret-one") && shown.contains("2 token(s)"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -37,11 +37,13 @@ impl IntoResponse for ApiError {
             }
         };
         let body = serde_json::json!({ "error": self.to_string() }).to_string();
-        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if matches!(self, Self::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -60,7 +60,11 @@ impl AppState {
             workflow_sid: settings.taskrouter_workflow_sid.clone(),
             alerts: AlertGate::default(),
         };
-        Ok(Self { settings: Arc::new(settings), store, ivr: Arc::new(ivr) })
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            ivr: Arc::new(ivr),
+        })
     }
 }
 
@@ -73,7 +77,10 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::agent::routes::router())
         .nest_service("/sounds", sounds)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)
@@ -83,7 +90,10 @@ pub fn app(state: AppState) -> Router {
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, StatusCode> {
     state
         .store
-        .run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).context("database"))
+        .run(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .context("database")
+        })
         .await
         .map(|()| "ok")
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)

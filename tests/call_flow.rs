@@ -19,7 +19,12 @@ const JAN_PHONE: &str = "+48601234567";
 const JAN_CODE: &str = "246810";
 
 fn factors(pop: &serde_json::Value) -> Vec<String> {
-    pop["factors"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect()
+    pop["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -30,20 +35,35 @@ async fn caller_id_and_account_code_verify_at_medium_and_hand_off_with_a_screen_
 
     let mut caller = Caller::new(&app, JAN_PHONE);
     let greeting = caller.dial().await;
-    assert!(greeting.said().starts_with("Dzień dobry"), "{}", greeting.said());
+    assert!(
+        greeting.said().starts_with("Dzień dobry"),
+        "{}",
+        greeting.said()
+    );
     let gather = greeting.gather().unwrap();
     assert_eq!(gather.finish_on_key.as_deref(), Some("#"));
-    assert!(gather.action.starts_with(PUBLIC_URL), "absolute URLs on the public base: {}", gather.action);
+    assert!(
+        gather.action.starts_with(PUBLIC_URL),
+        "absolute URLs on the public base: {}",
+        gather.action
+    );
 
     let menu = caller.press(&format!("{JAN_CODE}#")).await;
-    assert!(menu.said().contains(MENU), "caller ID + code verify without TOTP: {}", menu.said());
+    assert!(
+        menu.said().contains(MENU),
+        "caller ID + code verify without TOTP: {}",
+        menu.said()
+    );
     assert_eq!(menu.gather().unwrap().num_digits, Some(1));
 
     let handoff = caller.press("1").await;
     match handoff.handoff() {
         Some(Verb::Enqueue(e)) => {
             assert_eq!(e.queue, "billing");
-            assert!(e.workflow_sid.is_none() && e.task.is_none(), "no <Task> without a workflow");
+            assert!(
+                e.workflow_sid.is_none() && e.task.is_none(),
+                "no <Task> without a workflow"
+            );
         }
         other => panic!("expected <Enqueue>, got {other:?}"),
     }
@@ -75,7 +95,9 @@ async fn caller_id_and_account_code_verify_at_medium_and_hand_off_with_a_screen_
 #[tokio::test]
 async fn unknown_number_needs_totp_and_code_plus_totp_is_high() {
     let app = TestApp::spawn().await;
-    let secret = app.add_account("ACC-2", "+48602345678", Some("135790"), true).unwrap();
+    let secret = app
+        .add_account("ACC-2", "+48602345678", Some("135790"), true)
+        .unwrap();
     let admin = app.user("admin", Role::Admin);
 
     let mut caller = Caller::new(&app, "+48700100200");
@@ -99,7 +121,9 @@ async fn unknown_number_needs_totp_and_code_plus_totp_is_high() {
 #[tokio::test]
 async fn a_totp_code_is_accepted_once() {
     let app = TestApp::spawn().await;
-    let secret = app.add_account("ACC-3", "+48603000000", Some("112233"), true).unwrap();
+    let secret = app
+        .add_account("ACC-3", "+48603000000", Some("112233"), true)
+        .unwrap();
     let code = totp_now(&secret);
 
     let mut first = Caller::new(&app, "+48700000001");
@@ -111,7 +135,11 @@ async fn a_totp_code_is_accepted_once() {
     second.dial().await;
     second.press("112233#").await;
     let replay = second.press(&code).await;
-    assert!(replay.said().contains(WRONG_TOTP), "a replayed TOTP is refused: {}", replay.said());
+    assert!(
+        replay.said().contains(WRONG_TOTP),
+        "a replayed TOTP is refused: {}",
+        replay.said()
+    );
     assert!(replay.said().contains(ASK_TOTP));
 }
 
@@ -135,12 +163,25 @@ async fn a_call_code_verifies_alone_once_and_not_after_expiry() {
 
     let mut again = Caller::new(&app, "+48700000003");
     again.dial().await;
-    assert!(again.press(&format!("{code}#")).await.said().contains(WRONG_CODE), "single use");
+    assert!(
+        again
+            .press(&format!("{code}#"))
+            .await
+            .said()
+            .contains(WRONG_CODE),
+        "single use"
+    );
 
     let stale = app.call_code("ACC-4", 60_000, callgate::store::now_ms() - 120_000);
     let mut late = Caller::new(&app, "+48700000004");
     late.dial().await;
-    assert!(late.press(&format!("{stale}#")).await.said().contains(WRONG_CODE), "expired");
+    assert!(
+        late.press(&format!("{stale}#"))
+            .await
+            .said()
+            .contains(WRONG_CODE),
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -196,14 +237,20 @@ async fn without_caller_id_match_or_totp_the_call_is_handed_off_unverified() {
 #[tokio::test]
 async fn failed_stir_shaken_makes_the_caller_id_worthless() {
     let app = TestApp::spawn().await;
-    let secret = app.add_account("ACC-8", JAN_PHONE, Some(JAN_CODE), true).unwrap();
+    let secret = app
+        .add_account("ACC-8", JAN_PHONE, Some(JAN_CODE), true)
+        .unwrap();
     let agent = app.user("agent", Role::Agent);
 
     let mut caller = Caller::new(&app, JAN_PHONE);
     caller.stir = Some("TN-Validation-Failed-A".into());
     caller.dial().await;
     let ask = caller.press(&format!("{JAN_CODE}#")).await;
-    assert!(ask.said().contains(ASK_TOTP), "step up on failed STIR: {}", ask.said());
+    assert!(
+        ask.said().contains(ASK_TOTP),
+        "step up on failed STIR: {}",
+        ask.said()
+    );
     caller.press(&totp_now(&secret)).await;
     caller.press("1").await;
     let (_, pop) = app.screen_pop(&caller.call_sid, &agent).await;
@@ -216,7 +263,13 @@ async fn failed_stir_shaken_makes_the_caller_id_worthless() {
     let mut passed = Caller::new(&app, JAN_PHONE);
     passed.stir = Some("TN-Validation-Passed-A".into());
     passed.dial().await;
-    assert!(passed.press(&format!("{JAN_CODE}#")).await.said().contains(MENU));
+    assert!(
+        passed
+            .press(&format!("{JAN_CODE}#"))
+            .await
+            .said()
+            .contains(MENU)
+    );
 }
 
 #[tokio::test]
@@ -225,7 +278,11 @@ async fn a_silent_caller_is_prompted_again_then_told_goodbye() {
     let mut caller = Caller::new(&app, JAN_PHONE);
     caller.dial().await;
     let again = caller.stay_silent().await;
-    assert!(again.said().contains(NO_INPUT) && again.said().contains(ASK_CODE), "{}", again.said());
+    assert!(
+        again.said().contains(NO_INPUT) && again.said().contains(ASK_CODE),
+        "{}",
+        again.said()
+    );
     let bye = caller.stay_silent().await;
     assert!(bye.said().contains(GOODBYE_NO_INPUT), "{}", bye.said());
     assert!(bye.hangs_up());
@@ -256,7 +313,9 @@ async fn an_invalid_menu_choice_is_asked_again() {
 #[tokio::test]
 async fn the_call_continues_across_a_server_restart() {
     let app = TestApp::spawn().await;
-    let secret = app.add_account("ACC-10", "+48610000000", Some("778899"), true).unwrap();
+    let secret = app
+        .add_account("ACC-10", "+48610000000", Some("778899"), true)
+        .unwrap();
     let agent = app.user("agent", Role::Agent);
     let sid;
     {
@@ -327,12 +386,18 @@ async fn the_hand_off_ends_with_a_goodbye_or_an_apology() {
     caller.dial().await;
     caller.press(&format!("{JAN_CODE}#")).await;
     let handoff = caller.press("1").await;
-    let Some(Verb::Enqueue(e)) = handoff.handoff() else { panic!("{}", handoff.xml) };
+    let Some(Verb::Enqueue(e)) = handoff.handoff() else {
+        panic!("{}", handoff.xml)
+    };
     let action = e.action.clone().expect("enqueue action");
     let mut params = caller.params("in-progress");
     params.push(("QueueResult".into(), "queue-full".into()));
     let sorry = caller.fetch(&action, params).await;
-    assert!(sorry.said().contains("nikt z konsultantów"), "{}", sorry.said());
+    assert!(
+        sorry.said().contains("nikt z konsultantów"),
+        "{}",
+        sorry.said()
+    );
     assert!(sorry.hangs_up());
 }
 
@@ -340,11 +405,20 @@ async fn the_hand_off_ends_with_a_goodbye_or_an_apology() {
 async fn dial_client_and_sip_hand_offs_carry_the_screen_pop() {
     let scripts = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap();
-    let client = base.replace("kind = \"enqueue\"", "kind = \"client\"\nclient_identity = \"desk\"");
+    let client = base.replace(
+        "kind = \"enqueue\"",
+        "kind = \"client\"\nclient_identity = \"desk\"",
+    );
     std::fs::write(scripts.path().join("default.toml"), &client).unwrap();
     let sip = base
-        .replace("name = \"default\"", "name = \"sip-line\"\nnumbers = [\"+48229999999\"]")
-        .replace("kind = \"enqueue\"", "kind = \"sip\"\nsip_uri = \"sip:agents@pbx.example.com\"");
+        .replace(
+            "name = \"default\"",
+            "name = \"sip-line\"\nnumbers = [\"+48229999999\"]",
+        )
+        .replace(
+            "kind = \"enqueue\"",
+            "kind = \"sip\"\nsip_uri = \"sip:agents@pbx.example.com\"",
+        );
     std::fs::write(scripts.path().join("sip.toml"), &sip).unwrap();
     let dir = scripts.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.scripts_dir = dir).await;
@@ -354,10 +428,23 @@ async fn dial_client_and_sip_hand_offs_carry_the_screen_pop() {
     caller.dial().await;
     caller.press(&format!("{JAN_CODE}#")).await;
     let doc = caller.press("2").await;
-    let Some(Verb::Dial(dial)) = doc.handoff() else { panic!("{}", doc.xml) };
-    let DialTarget::Client { identity, parameters } = &dial.target else { panic!("{dial:?}") };
+    let Some(Verb::Dial(dial)) = doc.handoff() else {
+        panic!("{}", doc.xml)
+    };
+    let DialTarget::Client {
+        identity,
+        parameters,
+    } = &dial.target
+    else {
+        panic!("{dial:?}")
+    };
     assert_eq!(identity, "desk");
-    let get = |k: &str| parameters.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        parameters
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(get("level"), Some("medium"));
     assert_eq!(get("verified"), Some("true"));
     assert_eq!(get("account_id"), Some("ACC-13"));
@@ -369,13 +456,27 @@ async fn dial_client_and_sip_hand_offs_carry_the_screen_pop() {
     sip_caller.dial().await;
     sip_caller.press(&format!("{JAN_CODE}#")).await;
     let doc = sip_caller.press("1").await;
-    let Some(Verb::Dial(dial)) = doc.handoff() else { panic!("{}", doc.xml) };
-    let DialTarget::Sip { uri } = &dial.target else { panic!("{dial:?}") };
-    assert!(uri.starts_with("sip:agents@pbx.example.com?X-Callgate-Call="), "{uri}");
-    assert!(uri.contains("X-Callgate-Level=medium") && uri.contains("X-Callgate-Account=ACC-13"), "{uri}");
+    let Some(Verb::Dial(dial)) = doc.handoff() else {
+        panic!("{}", doc.xml)
+    };
+    let DialTarget::Sip { uri } = &dial.target else {
+        panic!("{dial:?}")
+    };
+    assert!(
+        uri.starts_with("sip:agents@pbx.example.com?X-Callgate-Call="),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("X-Callgate-Level=medium") && uri.contains("X-Callgate-Account=ACC-13"),
+        "{uri}"
+    );
     let headers = uri.split_once('?').unwrap().1;
     assert!(headers.len() < 1024);
-    assert!(headers.split('&').all(|h| h.starts_with("X-") && !h.starts_with("X-Twilio")));
+    assert!(
+        headers
+            .split('&')
+            .all(|h| h.starts_with("X-") && !h.starts_with("X-Twilio"))
+    );
 }
 
 #[tokio::test]
@@ -387,18 +488,24 @@ async fn a_taskrouter_workflow_gets_a_task_with_the_screen_pop() {
     {
         let store = app.store();
         let long: String = "x".repeat(300);
-        let attrs = serde_json::json!({"plan": long, "device": long, "app_version": long, "notes": long});
+        let attrs =
+            serde_json::json!({"plan": long, "device": long, "app_version": long, "notes": long});
         store
             .conn()
             .unwrap()
-            .execute("UPDATE accounts SET attributes = ?1 WHERE id = 'ACC-14'", [attrs.to_string()])
+            .execute(
+                "UPDATE accounts SET attributes = ?1 WHERE id = 'ACC-14'",
+                [attrs.to_string()],
+            )
             .unwrap();
     }
     let mut caller = Caller::new(&app, JAN_PHONE);
     caller.dial().await;
     caller.press(&format!("{JAN_CODE}#")).await;
     let doc = caller.press("1").await;
-    let Some(Verb::Enqueue(e)) = doc.handoff() else { panic!("{}", doc.xml) };
+    let Some(Verb::Enqueue(e)) = doc.handoff() else {
+        panic!("{}", doc.xml)
+    };
     assert_eq!(e.workflow_sid.as_deref(), Some(WW));
     let task = e.task.as_deref().expect("<Task> with a workflow");
     assert!(task.chars().count() <= 1024, "{} characters", task.len());
@@ -408,15 +515,24 @@ async fn a_taskrouter_workflow_gets_a_task_with_the_screen_pop() {
     assert_eq!(task["account_id"], "ACC-14");
     assert_eq!(task["call_sid"], caller.call_sid.as_str());
     assert_eq!(task["category"], "billing");
-    assert_eq!(task["factors"], serde_json::json!(["caller_id", "account_code"]));
+    assert_eq!(
+        task["factors"],
+        serde_json::json!(["caller_id", "account_code"])
+    );
 }
 
 #[tokio::test]
 async fn numbers_can_be_answered_in_english() {
     let scripts = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap();
-    let english = base.replace("# [number_languages]\n# \"+48221234567\" = \"en-US\"", "[number_languages]\n\"+12025550123\" = \"en-US\"");
-    assert_ne!(english, base, "the shipped script documents number_languages");
+    let english = base.replace(
+        "# [number_languages]\n# \"+48221234567\" = \"en-US\"",
+        "[number_languages]\n\"+12025550123\" = \"en-US\"",
+    );
+    assert_ne!(
+        english, base,
+        "the shipped script documents number_languages"
+    );
     std::fs::write(scripts.path().join("default.toml"), english).unwrap();
     let dir = scripts.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.scripts_dir = dir).await;
@@ -424,24 +540,37 @@ async fn numbers_can_be_answered_in_english() {
     caller.to = "+12025550123".into();
     let doc = caller.dial().await;
     assert!(doc.said().starts_with("Hello"), "{}", doc.said());
-    let Some(Verb::Say(say)) = doc.twiml.verbs.first() else { panic!() };
+    let Some(Verb::Say(say)) = doc.twiml.verbs.first() else {
+        panic!()
+    };
     assert_eq!(say.language.as_deref(), Some("en-US"));
     assert_eq!(say.voice.as_deref(), Some("Polly.Joanna"));
     // Polish keeps its explicit Polly voice (gateways fall back to English without one).
     let pl = Caller::new(&app, "+48700000013").dial().await;
-    let Some(Verb::Say(say)) = pl.twiml.verbs.first() else { panic!() };
-    assert_eq!((say.language.as_deref(), say.voice.as_deref()), (Some("pl-PL"), Some("Polly.Ewa")));
+    let Some(Verb::Say(say)) = pl.twiml.verbs.first() else {
+        panic!()
+    };
+    assert_eq!(
+        (say.language.as_deref(), say.voice.as_deref()),
+        (Some("pl-PL"), Some("Polly.Ewa"))
+    );
 }
 
 #[tokio::test]
 async fn recorded_prompts_are_played_from_the_sounds_url() {
     let sounds = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(sounds.path().join("pl-PL")).unwrap();
-    std::fs::write(sounds.path().join("pl-PL/greeting.wav"), b"RIFF....WAVEfmt ").unwrap();
+    std::fs::write(
+        sounds.path().join("pl-PL/greeting.wav"),
+        b"RIFF....WAVEfmt ",
+    )
+    .unwrap();
     let dir = sounds.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.sounds_dir = dir).await;
     let doc = Caller::new(&app, "+48700000014").dial().await;
-    let Some(Verb::Play(play)) = doc.twiml.verbs.first() else { panic!("{}", doc.xml) };
+    let Some(Verb::Play(play)) = doc.twiml.verbs.first() else {
+        panic!("{}", doc.xml)
+    };
     assert_eq!(play.url, format!("{PUBLIC_URL}/sounds/pl-PL/greeting.wav"));
     let served = app.http.get(app.local(&play.url)).send().await.unwrap();
     assert_eq!(served.status(), 200);

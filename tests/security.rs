@@ -17,11 +17,19 @@ const PHONE: &str = "+48601234567";
 const CODE: &str = "246810";
 
 fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn call_params(sid: &str) -> Vec<(String, String)> {
-    form(&[("CallSid", sid), ("From", PHONE), ("To", DIALED), ("CallStatus", "ringing")])
+    form(&[
+        ("CallSid", sid),
+        ("From", PHONE),
+        ("To", DIALED),
+        ("CallStatus", "ringing"),
+    ])
 }
 
 #[tokio::test]
@@ -34,24 +42,59 @@ async fn unsigned_or_wrongly_signed_webhooks_get_403_and_no_twiml() {
     assert_eq!(missing.status(), 403);
     assert!(!missing.text().await.unwrap().contains("<Response"));
 
-    let other_token = signature::compute("not-the-token", &format!("{PUBLIC_URL}/twilio/voice"), &params);
-    let forged = app.http.post(&url).header("X-Twilio-Signature", other_token).form(&params).send().await.unwrap();
+    let other_token = signature::compute(
+        "not-the-token",
+        &format!("{PUBLIC_URL}/twilio/voice"),
+        &params,
+    );
+    let forged = app
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", other_token)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
 
     // Signed for the address the server sees rather than the public URL Twilio calls.
     let wrong_url = signature::compute(AUTH_TOKEN, &url, &params);
-    let r = app.http.post(&url).header("X-Twilio-Signature", wrong_url).form(&params).send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", wrong_url)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
     // A parameter changed after signing.
     let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/voice"), &params);
     let mut tampered = params.clone();
     tampered[1].1 = "+48999999999".into();
-    let r = app.http.post(&url).header("X-Twilio-Signature", sig).form(&tampered).send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", sig)
+        .form(&tampered)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
-    for path in ["/twilio/status", "/twilio/ivr/account-code", "/twilio/ivr/menu"] {
-        let r = app.http.post(format!("{}{path}", app.addr)).form(&params).send().await.unwrap();
+    for path in [
+        "/twilio/status",
+        "/twilio/ivr/account-code",
+        "/twilio/ivr/menu",
+    ] {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.addr))
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "{path}");
     }
 }
@@ -59,23 +102,53 @@ async fn unsigned_or_wrongly_signed_webhooks_get_403_and_no_twiml() {
 #[tokio::test]
 async fn default_port_variants_and_rotated_tokens_are_accepted() {
     let app = TestApp::spawn_with(|s| {
-        s.twilio_tokens = callgate::config::TwilioTokens::parse(&format!("new-token-abc, {AUTH_TOKEN}"))
+        s.twilio_tokens =
+            callgate::config::TwilioTokens::parse(&format!("new-token-abc, {AUTH_TOKEN}"))
     })
     .await;
     let params = call_params(&new_call_sid());
     let url = format!("{}/twilio/voice", app.addr);
     // Twilio sometimes signs with the default port written out.
-    let with_port = signature::compute(AUTH_TOKEN, "https://callgate.example:443/twilio/voice", &params);
-    let r = app.http.post(&url).header("X-Twilio-Signature", with_port).form(&params).send().await.unwrap();
+    let with_port = signature::compute(
+        AUTH_TOKEN,
+        "https://callgate.example:443/twilio/voice",
+        &params,
+    );
+    let r = app
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", with_port)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // The new token of a rotation.
-    let rotated = signature::compute("new-token-abc", &format!("{PUBLIC_URL}/twilio/voice"), &params);
-    let r = app.http.post(&url).header("X-Twilio-Signature", rotated).form(&params).send().await.unwrap();
+    let rotated = signature::compute(
+        "new-token-abc",
+        &format!("{PUBLIC_URL}/twilio/voice"),
+        &params,
+    );
+    let r = app
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", rotated)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Query strings are part of what is signed.
     let path = "/twilio/voice?b=2&a=1";
     let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), &params);
-    let r = app.http.post(format!("{}{path}", app.addr)).header("X-Twilio-Signature", sig).form(&params).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}{path}", app.addr))
+        .header("X-Twilio-Signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -84,11 +157,17 @@ async fn malformed_webhooks_get_a_clear_400_never_a_5xx() {
     let app = TestApp::spawn().await;
     let cases: Vec<(&str, Vec<(String, String)>)> = vec![
         ("/twilio/voice", form(&[("From", PHONE)])),
-        ("/twilio/voice", form(&[("CallSid", "CA'; DROP TABLE calls;--")])),
+        (
+            "/twilio/voice",
+            form(&[("CallSid", "CA'; DROP TABLE calls;--")]),
+        ),
         ("/twilio/voice", form(&[("CallSid", "")])),
         ("/twilio/ivr/account-code", form(&[("Digits", "1234")])),
         ("/twilio/status", form(&[("CallSid", &new_call_sid())])),
-        ("/twilio/status", form(&[("CallSid", &new_call_sid()), ("CallStatus", "<b>")])),
+        (
+            "/twilio/status",
+            form(&[("CallSid", &new_call_sid()), ("CallStatus", "<b>")]),
+        ),
     ];
     for (path, params) in cases {
         let r = app.post_signed(path, &params).await;
@@ -116,9 +195,16 @@ async fn malformed_webhooks_get_a_clear_400_never_a_5xx() {
     assert_eq!(r.status(), 413);
 
     // Unknown step, wrong method.
-    let r = app.post_signed("/twilio/ivr/nope", &call_params(&new_call_sid())).await;
+    let r = app
+        .post_signed("/twilio/ivr/nope", &call_params(&new_call_sid()))
+        .await;
     assert_eq!(r.status(), 404);
-    let r = app.http.get(format!("{}/twilio/voice", app.addr)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/twilio/voice", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
 }
 
@@ -131,7 +217,11 @@ async fn odd_but_possible_input_from_a_caller_keeps_the_call_polite() {
     // Star, letters and absurd lengths are wrong codes, not errors.
     for keys in ["*123#", "12ab56#", &"9".repeat(60)] {
         let doc = caller.press(keys).await;
-        assert!(doc.said().contains(WRONG_CODE) || doc.hangs_up(), "{keys}: {}", doc.said());
+        assert!(
+            doc.said().contains(WRONG_CODE) || doc.hangs_up(),
+            "{keys}: {}",
+            doc.said()
+        );
     }
     // Unknown extra parameters and a missing From are accepted.
     let mut c = Caller::new(&app, PHONE);
@@ -162,12 +252,19 @@ async fn five_failures_lock_the_account_across_calls_and_a_correct_code_then_fai
     let mut locked = Caller::new(&app, PHONE);
     locked.dial().await;
     let refused = locked.press(&format!("{CODE}#")).await;
-    assert!(refused.said().contains(WRONG_CODE), "a correct code fails while locked: {}", refused.said());
+    assert!(
+        refused.said().contains(WRONG_CODE),
+        "a correct code fails while locked: {}",
+        refused.said()
+    );
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let mut later = Caller::new(&app, PHONE);
     later.dial().await;
-    assert!(later.press(&format!("{CODE}#")).await.said().contains(MENU), "the lock expires");
+    assert!(
+        later.press(&format!("{CODE}#")).await.said().contains(MENU),
+        "the lock expires"
+    );
 }
 
 #[tokio::test]
@@ -189,12 +286,22 @@ async fn wrong_totps_after_a_right_code_keep_counting_until_a_completed_verifica
     let mut c = Caller::new(&app, "+48700000103");
     c.dial().await;
     let doc = c.press(&format!("{CODE}#")).await;
-    assert!(doc.said().contains(WRONG_CODE), "account locked: {}", doc.said());
+    assert!(
+        doc.said().contains(WRONG_CODE),
+        "account locked: {}",
+        doc.said()
+    );
     let (_, pop) = app.screen_pop(&c.call_sid, &agent).await;
-    assert_eq!(pop["account"], serde_json::Value::Null, "a locked account is not identified");
+    assert_eq!(
+        pop["account"],
+        serde_json::Value::Null,
+        "a locked account is not identified"
+    );
 
     // On another account: 4 failures, then a completed verification resets the count.
-    let secret2 = app.add_account("ACC-T2", "+48605000000", Some("135791"), true).unwrap();
+    let secret2 = app
+        .add_account("ACC-T2", "+48605000000", Some("135791"), true)
+        .unwrap();
     let wrong2 = wrong_totp(&secret2);
     let mut c = Caller::new(&app, "+48700000104");
     c.dial().await;
@@ -212,7 +319,11 @@ async fn wrong_totps_after_a_right_code_keep_counting_until_a_completed_verifica
         .store()
         .conn()
         .unwrap()
-        .query_row("SELECT failed_count FROM accounts WHERE id = 'ACC-T2'", [], |r| r.get(0))
+        .query_row(
+            "SELECT failed_count FROM accounts WHERE id = 'ACC-T2'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(count, 0);
     let (_, pop) = app.screen_pop(&c.call_sid, &agent).await;
@@ -237,7 +348,13 @@ async fn a_number_with_ten_failures_in_an_hour_is_locked_out() {
     }
     let mut c = Caller::new(&app, attacker);
     c.dial().await;
-    assert!(c.press(&format!("{CODE}#")).await.said().contains(WRONG_CODE), "the number is locked out");
+    assert!(
+        c.press(&format!("{CODE}#"))
+            .await
+            .said()
+            .contains(WRONG_CODE),
+        "the number is locked out"
+    );
     // Another number is not affected, and no account was locked by an unknown number's guesses.
     let mut other = Caller::new(&app, "+48700000201");
     other.dial().await;
@@ -253,11 +370,19 @@ async fn many_failures_across_the_system_raise_an_alert_but_lock_nobody() {
         c.dial().await;
         c.press("99999999#").await;
     }
-    let raised = app.state.ivr.alerts.raised.load(std::sync::atomic::Ordering::Relaxed);
+    let raised = app
+        .state
+        .ivr
+        .alerts
+        .raised
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(raised >= 1, "alert raised {raised} times");
     let mut c = Caller::new(&app, "+48700000399");
     c.dial().await;
-    assert!(c.press(&format!("{CODE}#")).await.said().contains(MENU), "no global lock");
+    assert!(
+        c.press(&format!("{CODE}#")).await.said().contains(MENU),
+        "no global lock"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +391,9 @@ async fn the_same_totp_or_call_code_at_the_same_instant_wins_exactly_once() {
     for round in 0..10 {
         let id = format!("ACC-R{round}");
         let code = format!("5{round:05}1");
-        let secret = app.add_account(&id, &format!("+4860800000{round}"), Some(&code), true).unwrap();
+        let secret = app
+            .add_account(&id, &format!("+4860800000{round}"), Some(&code), true)
+            .unwrap();
         let totp = totp_now(&secret);
         let mut a = Caller::new(&app, "+48700000400");
         let mut b = Caller::new(&app, "+48700000401");
@@ -275,7 +402,10 @@ async fn the_same_totp_or_call_code_at_the_same_instant_wins_exactly_once() {
         a.press(&format!("{code}#")).await;
         b.press(&format!("{code}#")).await;
         let (da, db) = tokio::join!(a.press(&totp), b.press(&totp));
-        let wins = [&da, &db].iter().filter(|d| d.said().contains(MENU)).count();
+        let wins = [&da, &db]
+            .iter()
+            .filter(|d| d.said().contains(MENU))
+            .count();
         assert_eq!(wins, 1, "round {round}: {} / {}", da.said(), db.said());
         assert!([&da, &db].iter().any(|d| d.said().contains(WRONG_TOTP)));
 
@@ -286,7 +416,10 @@ async fn the_same_totp_or_call_code_at_the_same_instant_wins_exactly_once() {
         d.dial().await;
         let typed = format!("{call_code}#");
         let (dc, dd) = tokio::join!(c.press(&typed), d.press(&typed));
-        let wins = [&dc, &dd].iter().filter(|x| x.said().contains(MENU)).count();
+        let wins = [&dc, &dd]
+            .iter()
+            .filter(|x| x.said().contains(MENU))
+            .count();
         assert_eq!(wins, 1, "round {round}: call code used twice");
     }
 }
@@ -301,9 +434,21 @@ async fn the_screen_pop_api_needs_a_valid_token() {
     let none = app.http.get(&url).send().await.unwrap();
     assert_eq!(none.status(), 401);
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
-    let bad = app.http.get(&url).bearer_auth("cg_notatoken").send().await.unwrap();
+    let bad = app
+        .http
+        .get(&url)
+        .bearer_auth("cg_notatoken")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 401);
-    let basic = app.http.get(&url).basic_auth("agent", Some(&agent)).send().await.unwrap();
+    let basic = app
+        .http
+        .get(&url)
+        .basic_auth("agent", Some(&agent))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(basic.status(), 401);
     assert_eq!(app.screen_pop(&new_call_sid(), &agent).await.0, 404);
     assert_eq!(app.screen_pop("not a sid", &agent).await.0, 404);
@@ -314,7 +459,9 @@ async fn the_screen_pop_api_needs_a_valid_token() {
 async fn no_plaintext_code_token_or_totp_secret_reaches_the_database() {
     let app = TestApp::spawn().await;
     let account_code = "73914628";
-    let secret = app.add_account("ACC-P", PHONE, Some(account_code), true).unwrap();
+    let secret = app
+        .add_account("ACC-P", PHONE, Some(account_code), true)
+        .unwrap();
     let call_code = app.call_code("ACC-P", 600_000, callgate::store::now_ms());
     let token = app.user("agent", Role::Agent);
     let totp = totp_now(&secret);
@@ -329,7 +476,14 @@ async fn no_plaintext_code_token_or_totp_secret_reaches_the_database() {
     let db = app.database_bytes();
     assert!(!db.is_empty());
     let base32 = callgate::verify::totp::provisioning_uri(&secret, "ACC-P").unwrap();
-    let base32 = base32.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let base32 = base32
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
     for (what, needle) in [
         ("account code", account_code.as_bytes().to_vec()),
         ("call code", call_code.as_bytes().to_vec()),
@@ -357,6 +511,11 @@ async fn no_plaintext_code_token_or_totp_secret_reaches_the_database() {
 #[tokio::test]
 async fn health_check_answers_once_ready() {
     let app = TestApp::spawn().await;
-    let r = app.http.get(format!("{}/healthz", app.addr)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -58,7 +58,11 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 impl ScreenPop {
     pub fn load(conn: &rusqlite::Connection, call: &Call, now: i64) -> anyhow::Result<Self> {
         let account = match &call.account_id {
-            Some(id) => accounts::get(conn, id)?.map(|a| AccountView { id: a.id, name: a.name, attributes: a.attributes }),
+            Some(id) => accounts::get(conn, id)?.map(|a| AccountView {
+                id: a.id,
+                name: a.name,
+                attributes: a.attributes,
+            }),
             None => None,
         };
         let account_failures_24h = match &call.account_id {
@@ -78,7 +82,10 @@ impl ScreenPop {
             risk: Risk {
                 caller_id_match: call.caller_id_match,
                 stir_verstat: call.stir_verstat.clone(),
-                stir_failed: call.stir_verstat.as_deref().is_some_and(|v| v.starts_with("TN-Validation-Failed")),
+                stir_failed: call
+                    .stir_verstat
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("TN-Validation-Failed")),
                 failed_attempts: call.failed_attempts,
                 account_failures_24h,
                 caller_withheld: call.caller == "withheld",
@@ -100,8 +107,15 @@ impl ScreenPop {
     /// Kept within `max` characters (Flex's limit is 1024): the account attributes go first,
     /// then the name is shortened; the verification facts always stay.
     pub fn task_attributes(&self, max: usize) -> String {
-        let mut name = self.account.as_ref().map_or_else(|| self.caller.clone(), |a| a.name.clone());
-        let mut attributes = self.account.as_ref().map(|a| a.attributes.clone()).unwrap_or_default();
+        let mut name = self
+            .account
+            .as_ref()
+            .map_or_else(|| self.caller.clone(), |a| a.name.clone());
+        let mut attributes = self
+            .account
+            .as_ref()
+            .map(|a| a.attributes.clone())
+            .unwrap_or_default();
         loop {
             let json = serde_json::json!({
                 "type": "inbound",
@@ -143,8 +157,14 @@ impl ScreenPop {
             ("verified".to_owned(), self.verified.to_string()),
             ("level".to_owned(), self.level.to_owned()),
             ("factors".to_owned(), self.factors.join(",")),
-            ("caller_id_match".to_owned(), self.risk.caller_id_match.to_string()),
-            ("failed_attempts".to_owned(), self.risk.failed_attempts.to_string()),
+            (
+                "caller_id_match".to_owned(),
+                self.risk.caller_id_match.to_string(),
+            ),
+            (
+                "failed_attempts".to_owned(),
+                self.risk.failed_attempts.to_string(),
+            ),
         ];
         if let Some(a) = &self.account {
             params.push(("account_id".to_owned(), a.id.clone()));
@@ -173,7 +193,12 @@ impl ScreenPop {
         }
         let query = headers
             .iter()
-            .map(|(k, v)| format!("{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
             .collect::<Vec<_>>()
             .join("&");
         let query: String = query.chars().take(1000).collect();

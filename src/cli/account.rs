@@ -40,13 +40,24 @@ pub enum AccountCommand {
         ttl: u32,
     },
     List,
-    Show { id: String },
-    Remove { id: String },
+    Show {
+        id: String,
+    },
+    Remove {
+        id: String,
+    },
 }
 
 pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Result<()> {
     match cmd {
-        AccountCommand::Add { id, name, phone, code, totp, attrs } => {
+        AccountCommand::Add {
+            id,
+            name,
+            phone,
+            code,
+            totp,
+            attrs,
+        } => {
             // Everything is parsed before anything is opened or written.
             let id = AccountId::parse(&id)?;
             let name = AccountName::parse(&name)?;
@@ -64,7 +75,10 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 totp_secret: secret.as_deref().map(Vec::as_slice),
                 attributes: &attributes,
             };
-            let uri = secret.as_ref().map(|s| totp::provisioning_uri(s, id.as_str())).transpose()?;
+            let uri = secret
+                .as_ref()
+                .map(|s| totp::provisioning_uri(s, id.as_str()))
+                .transpose()?;
             accounts::add(&mut *store.conn()?, &keys, &new, now_ms())?;
             println!("account {id} added: {name} {phone}", name = name.as_str());
             if let Some(uri) = uri {
@@ -109,7 +123,8 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Show { id } => {
             let store = Store::open(data_dir)?;
-            let account = accounts::get(&*store.conn()?, &id)?.with_context(|| format!("no account with id {id}"))?;
+            let account = accounts::get(&*store.conn()?, &id)?
+                .with_context(|| format!("no account with id {id}"))?;
             let view = serde_json::json!({
                 "id": account.id,
                 "name": account.name,

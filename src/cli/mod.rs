@@ -13,14 +13,28 @@ use clap::{Parser, Subcommand};
 use crate::domain::Region;
 
 #[derive(Debug, Parser)]
-#[command(name = "callgate", version, about = "Caller-verification IVR for Twilio and TwiML gateways")]
+#[command(
+    name = "callgate",
+    version,
+    about = "Caller-verification IVR for Twilio and TwiML gateways"
+)]
 pub struct Cli {
     /// Holds the SQLite database and the server key; both are created on first use.
-    #[arg(long, env = "CALLGATE_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "CALLGATE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Region in which a phone number without a country code is read.
-    #[arg(long, env = "CALLGATE_DEFAULT_REGION", default_value = "PL", global = true)]
+    #[arg(
+        long,
+        env = "CALLGATE_DEFAULT_REGION",
+        default_value = "PL",
+        global = true
+    )]
     pub region: Region,
 
     #[command(subcommand)]
@@ -63,9 +77,19 @@ pub async fn run() -> ExitCode {
 /// Logs go to stderr; `RUST_LOG` overrides the level, `CALLGATE_LOG_FORMAT=json` gives JSON lines.
 fn init_logging(server: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if server { "info,tower_http=info" } else { "warn" };
+    let default = if server {
+        "info,tower_http=info"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let json = std::env::var("CALLGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

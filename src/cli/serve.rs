@@ -80,7 +80,10 @@ impl LimitArgs {
 
 pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::Result<()> {
     if let Some(ww) = &args.taskrouter_workflow_sid {
-        anyhow::ensure!(is_workflow_sid(ww), "CALLGATE_TASKROUTER_WORKFLOW_SID must be a WW... SID (WW + 32 hex digits)");
+        anyhow::ensure!(
+            is_workflow_sid(ww),
+            "CALLGATE_TASKROUTER_WORKFLOW_SID must be a WW... SID (WW + 32 hex digits)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -88,8 +91,12 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
     let bound = listener.local_addr()?;
     let public_url = match &args.public_url {
         Some(url) => {
-            let parsed = url::Url::parse(url).with_context(|| format!("--public-url {url:?} is not a URL"))?;
-            anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--public-url must be http or https");
+            let parsed = url::Url::parse(url)
+                .with_context(|| format!("--public-url {url:?} is not a URL"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "--public-url must be http or https"
+            );
             url.trim_end_matches('/').to_owned()
         }
         None => format!("http://{bound}"),
@@ -100,7 +107,11 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         data_dir: data_dir.clone(),
         scripts_dir: args.scripts,
         sounds_dir: args.sounds,
-        twilio_tokens: args.twilio_auth_token.as_deref().map(TwilioTokens::parse).unwrap_or_default(),
+        twilio_tokens: args
+            .twilio_auth_token
+            .as_deref()
+            .map(TwilioTokens::parse)
+            .unwrap_or_default(),
         insecure_skip_signature: args.insecure_skip_signature,
         region,
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
@@ -121,12 +132,29 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let mut conn = store.conn()?;
     let region = Region::default();
     let demo = [
-        ("DEMO-1001", "Jan Kowalski", "+48601234567", "246810", false, [("plan", "premium"), ("device", "router-x2")]),
-        ("DEMO-1002", "Anna Nowak", "+48602345678", "135790", true, [("plan", "basic"), ("device", "app-ios")]),
+        (
+            "DEMO-1001",
+            "Jan Kowalski",
+            "+48601234567",
+            "246810",
+            false,
+            [("plan", "premium"), ("device", "router-x2")],
+        ),
+        (
+            "DEMO-1002",
+            "Anna Nowak",
+            "+48602345678",
+            "135790",
+            true,
+            [("plan", "basic"), ("device", "app-ios")],
+        ),
     ];
     println!("=== callgate demo ===");
     for (id, name, phone, code, with_totp, attrs) in demo {
-        let attributes: BTreeMap<String, String> = attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let attributes: BTreeMap<String, String> = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (id, name) = (AccountId::parse(id)?, AccountName::parse(name)?);
         let phone = PhoneNumber::parse(phone, region)?;
         let code = AccountCode::parse(code)?;
@@ -141,17 +169,26 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
         };
         match accounts::add(&mut conn, &keys, &new, now_ms()) {
             Ok(()) => {
-                println!("account {id}: {} phone {phone} code {}", name.as_str(), code.expose());
+                println!(
+                    "account {id}: {} phone {phone} code {}",
+                    name.as_str(),
+                    code.expose()
+                );
                 if let Some(secret) = &secret {
                     println!("  TOTP: {}", totp::provisioning_uri(secret, id.as_str())?);
                 }
             }
-            Err(AddAccountError::DuplicateId(_)) => println!("account {id} already present (code {})", code.expose()),
+            Err(AddAccountError::DuplicateId(_)) => {
+                println!("account {id} already present (code {})", code.expose())
+            }
             Err(e) => return Err(e.into()),
         }
     }
     let call_code = call_codes::issue(&conn, &keys, "DEMO-1001", 30 * 60_000, now_ms())?;
-    println!("one-time call code for DEMO-1001 (30 minutes): {}", call_code.as_str());
+    println!(
+        "one-time call code for DEMO-1001 (30 minutes): {}",
+        call_code.as_str()
+    );
     let agent = format!("demo-agent-{}", now_ms());
     let token = users::add(&conn, &agent, Role::Agent, now_ms())?;
     println!("agent token: {}", token.as_str());

@@ -36,7 +36,10 @@ pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
             };
             let store = Store::open(data_dir)?;
             let token = users::add(&*store.conn()?, name, role, now_ms())?;
-            println!("{} {name} created; its API token (shown only now):", role.as_str());
+            println!(
+                "{} {name} created; its API token (shown only now):",
+                role.as_str()
+            );
             println!("{}", token.as_str());
             Ok(())
         }

@@ -16,7 +16,10 @@ impl AccountId {
         let ok_chars = input
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        let ok_start = input.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let ok_start = input
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
         if ok_len && ok_chars && ok_start {
             Ok(Self(input.to_owned()))
         } else {
@@ -49,7 +52,9 @@ impl AccountName {
             return Err(ParseError::new("account name must be 1-200 characters"));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(ParseError::new("account name must not contain control characters"));
+            return Err(ParseError::new(
+                "account name must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -127,7 +132,10 @@ mod tests {
         assert!(AccountCode::parse("123456789012").is_ok());
         assert!(AccountCode::parse("1234567890123").is_err());
         assert!(AccountCode::parse("12345a").is_err());
-        assert!(AccountCode::parse("１２３４５６").is_err(), "full-width digits are not keypad digits");
+        assert!(
+            AccountCode::parse("１２３４５６").is_err(),
+            "full-width digits are not keypad digits"
+        );
     }
 
     #[test]
@@ -147,7 +155,10 @@ mod tests {
 
     #[test]
     fn account_name_rules() {
-        assert_eq!(AccountName::parse("  Jan Kowalski ").unwrap().as_str(), "Jan Kowalski");
+        assert_eq!(
+            AccountName::parse("  Jan Kowalski ").unwrap().as_str(),
+            "Jan Kowalski"
+        );
         assert!(AccountName::parse("").is_err());
         assert!(AccountName::parse("a\nb").is_err());
     }

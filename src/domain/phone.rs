@@ -14,7 +14,11 @@ impl Region {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         Id::from_str(&input.trim().to_ascii_uppercase())
             .map(Self)
-            .map_err(|_| ParseError::new(format!("unknown region {input:?}: use a two-letter ISO code such as PL")))
+            .map_err(|_| {
+                ParseError::new(format!(
+                    "unknown region {input:?}: use a two-letter ISO code such as PL"
+                ))
+            })
     }
 }
 
@@ -94,9 +98,15 @@ impl CallerId {
     pub fn from_twilio(raw: Option<&str>, region: Region) -> Self {
         let raw = raw.map(str::trim).unwrap_or_default();
         let withheld = raw.is_empty()
-            || ["anonymous", "restricted", "unknown", "private", "unavailable"]
-                .iter()
-                .any(|w| raw.eq_ignore_ascii_case(w))
+            || [
+                "anonymous",
+                "restricted",
+                "unknown",
+                "private",
+                "unavailable",
+            ]
+            .iter()
+            .any(|w| raw.eq_ignore_ascii_case(w))
             || raw.contains(':');
         if withheld {
             return Self::Withheld;
@@ -140,10 +150,18 @@ mod tests {
     #[test]
     fn national_numbers_are_read_in_the_default_region() {
         let pl = Region::default();
-        assert_eq!(PhoneNumber::parse("601 555 777", pl).unwrap().as_str(), "+48601555777");
-        assert_eq!(PhoneNumber::parse("+48 601-555-777", pl).unwrap().as_str(), "+48601555777");
         assert_eq!(
-            PhoneNumber::parse("(415) 867-5309", Region::parse("us").unwrap()).unwrap().as_str(),
+            PhoneNumber::parse("601 555 777", pl).unwrap().as_str(),
+            "+48601555777"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+48 601-555-777", pl).unwrap().as_str(),
+            "+48601555777"
+        );
+        assert_eq!(
+            PhoneNumber::parse("(415) 867-5309", Region::parse("us").unwrap())
+                .unwrap()
+                .as_str(),
             "+14158675309"
         );
     }
@@ -151,18 +169,43 @@ mod tests {
     #[test]
     fn malformed_numbers_are_refused() {
         let pl = Region::default();
-        for bad in ["", "12", "abc", "+48 1", "601 555 777 888 999 000", "+999123456789"] {
-            assert!(PhoneNumber::parse(bad, pl).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "",
+            "12",
+            "abc",
+            "+48 1",
+            "601 555 777 888 999 000",
+            "+999123456789",
+        ] {
+            assert!(
+                PhoneNumber::parse(bad, pl).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
     #[test]
     fn withheld_caller_ids() {
         let pl = Region::default();
-        for raw in [None, Some(""), Some("anonymous"), Some("Restricted"), Some("client:alice"), Some("sip:x@y")] {
-            assert_eq!(CallerId::from_twilio(raw, pl), CallerId::Withheld, "{raw:?}");
+        for raw in [
+            None,
+            Some(""),
+            Some("anonymous"),
+            Some("Restricted"),
+            Some("client:alice"),
+            Some("sip:x@y"),
+        ] {
+            assert_eq!(
+                CallerId::from_twilio(raw, pl),
+                CallerId::Withheld,
+                "{raw:?}"
+            );
         }
-        assert!(CallerId::from_twilio(Some("+48601234567"), pl).number().is_some());
+        assert!(
+            CallerId::from_twilio(Some("+48601234567"), pl)
+                .number()
+                .is_some()
+        );
     }
 
     #[test]

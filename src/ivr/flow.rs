@@ -24,7 +24,9 @@ use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
 use crate::store::calls::{Call, Step};
 use crate::store::throttle::{self, FailureKind};
 use crate::store::{accounts, call_codes, calls};
-use crate::twilio::twiml::{self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, Verb};
+use crate::twilio::twiml::{
+    self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, Verb,
+};
 use crate::twilio::webhook::VoiceParams;
 use crate::verify::{Factor, Keyring, Limits, totp};
 
@@ -91,9 +93,14 @@ impl StepUrl {
     }
 
     pub fn from_segment(segment: &str) -> Option<Self> {
-        [Self::AccountCode, Self::Totp, Self::Menu, Self::HandoffResult]
-            .into_iter()
-            .find(|s| s.path().rsplit('/').next() == Some(segment))
+        [
+            Self::AccountCode,
+            Self::Totp,
+            Self::Menu,
+            Self::HandoffResult,
+        ]
+        .into_iter()
+        .find(|s| s.path().rsplit('/').next() == Some(segment))
     }
 
     fn step(self) -> Option<Step> {
@@ -125,7 +132,9 @@ pub fn handle(
     event: Event,
     now: i64,
 ) -> anyhow::Result<Response> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).context("begin")?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin")?;
     let existing = calls::get(&tx, params.call_sid.as_str())?;
     let fresh = existing.is_none();
     let mut call = match existing {
@@ -133,12 +142,21 @@ pub fn handle(
         None => new_call(&ctx.scripts, params, now),
     };
     let script = ctx.scripts.by_name(&call.script);
-    let mut flow = Flow { conn: &tx, ctx, script: &script, call: &mut call, caller: &params.caller, now };
+    let mut flow = Flow {
+        conn: &tx,
+        ctx,
+        script: &script,
+        call: &mut call,
+        caller: &params.caller,
+        now,
+    };
     let doc = match event {
         // Any webhook for a call we have no state for starts it from the greeting.
         _ if fresh => flow.start(),
         Event::Incoming => flow.resume(),
-        Event::Input(url) if url.step() == Some(flow.call.step) => flow.input(params.digits.as_ref())?,
+        Event::Input(url) if url.step() == Some(flow.call.step) => {
+            flow.input(params.digits.as_ref())?
+        }
         // A webhook for another step than the call is in (a retry, a stale document): ask
         // again for what the call is waiting for.
         Event::Input(_) => flow.resume(),
@@ -199,7 +217,9 @@ impl Prompt {
 /// A prompt as TwiML: the recording when `sounds/` has one, else spoken in the call's language.
 fn speak(ctx: &IvrContext, script: &Script, language: &str, prompt: &str) -> Prompt {
     match ctx.sounds.find(language, prompt) {
-        Some(path) => Prompt::Play(Play { url: format!("{}/sounds/{path}", ctx.public_url) }),
+        Some(path) => Prompt::Play(Play {
+            url: format!("{}/sounds/{path}", ctx.public_url),
+        }),
         None => Prompt::Say(Say {
             text: script.prompt_text(language, prompt).to_owned(),
             voice: script.voice(language).map(str::to_owned),
@@ -255,7 +275,11 @@ impl Flow<'_> {
         match self.call.step {
             Step::AccountCode | Step::Totp | Step::Menu => self.ask(self.call.step, vec![]),
             Step::HandedOff => match self.call.category.clone().and_then(|c| {
-                self.script.departments.iter().find(|d| d.category == c).cloned()
+                self.script
+                    .departments
+                    .iter()
+                    .find(|d| d.category == c)
+                    .cloned()
             }) {
                 Some(dept) => self.handoff_document(&dept),
                 None => Response::new().push(Verb::Hangup),
@@ -269,7 +293,12 @@ impl Flow<'_> {
     fn ask(&self, step: Step, before: Vec<Prompt>) -> Response {
         let s = &self.script.settings;
         let (url, question, num_digits, timeout) = match step {
-            Step::Totp => (StepUrl::Totp, "ask_totp", Some(totp::DIGITS), s.totp_timeout_secs),
+            Step::Totp => (
+                StepUrl::Totp,
+                "ask_totp",
+                Some(totp::DIGITS),
+                s.totp_timeout_secs,
+            ),
             Step::Menu => (StepUrl::Menu, "menu", Some(1), s.menu_timeout_secs),
             _ => (StepUrl::AccountCode, "ask_code", None, s.code_timeout_secs),
         };
@@ -292,7 +321,9 @@ impl Flow<'_> {
         self.call.end_reason = Some(reason.to_owned());
         self.call.ended_at.get_or_insert(self.now);
         self.log(&format!("call ended by the IVR: {reason}"));
-        Response::new().push(self.prompt(prompt).into_verb()).push(Verb::Hangup)
+        Response::new()
+            .push(self.prompt(prompt).into_verb())
+            .push(Verb::Hangup)
     }
 
     fn input(&mut self, keys: Option<&Keypad>) -> anyhow::Result<Response> {
@@ -346,9 +377,15 @@ impl Flow<'_> {
     fn account_code(&mut self, keys: &Keypad) -> anyhow::Result<Response> {
         // Codes are unique, so one look-up finds the account; whether it is registered to the
         // caller ID decides if the caller ID counts as a factor.
-        let found = if self.number_locked()? { None } else { self.find_code(keys)? };
+        let found = if self.number_locked()? {
+            None
+        } else {
+            self.find_code(keys)?
+        };
         let account = match &found {
-            Some(CodeMatch::Account(id)) | Some(CodeMatch::CallCode { account: id, .. }) => Some(id.clone()),
+            Some(CodeMatch::Account(id)) | Some(CodeMatch::CallCode { account: id, .. }) => {
+                Some(id.clone())
+            }
             None => None,
         };
         let locked = match &account {
@@ -369,13 +406,25 @@ impl Flow<'_> {
                 None => vec![],
             };
             self.fail(FailureKind::AccountCode, &on_phone)?;
-            self.log(if locked { "code refused: account locked" } else { "code refused" });
+            self.log(if locked {
+                "code refused: account locked"
+            } else {
+                "code refused"
+            });
             return Ok(self.retry("wrong_code", "verification_failed"));
         };
 
-        let registered = accounts::get(self.conn, &account)?.context("identified account vanished")?;
-        let caller_matches = self.caller.number().is_some_and(|n| n.as_str() == registered.phone);
-        let stir_failed = self.call.stir_verstat.as_deref().is_some_and(|v| v.starts_with("TN-Validation-Failed"));
+        let registered =
+            accounts::get(self.conn, &account)?.context("identified account vanished")?;
+        let caller_matches = self
+            .caller
+            .number()
+            .is_some_and(|n| n.as_str() == registered.phone);
+        let stir_failed = self
+            .call
+            .stir_verstat
+            .as_deref()
+            .is_some_and(|v| v.starts_with("TN-Validation-Failed"));
         self.call.account_id = Some(account.clone());
         self.call.caller_id_match = caller_matches;
         if caller_matches && !stir_failed {
@@ -406,10 +455,18 @@ impl Flow<'_> {
     }
 
     fn totp(&mut self, keys: &Keypad) -> anyhow::Result<Response> {
-        let account = self.call.account_id.clone().context("TOTP step without an account")?;
-        let blocked = self.number_locked()? || throttle::account_locked(self.conn, &account, self.now)?;
+        let account = self
+            .call
+            .account_id
+            .clone()
+            .context("TOTP step without an account")?;
+        let blocked =
+            self.number_locked()? || throttle::account_locked(self.conn, &account, self.now)?;
         let unix_secs = u64::try_from(self.now / 1000).unwrap_or_default();
-        let step = match (blocked, accounts::totp_secret(self.conn, &self.ctx.keys, &account)?) {
+        let step = match (
+            blocked,
+            accounts::totp_secret(self.conn, &self.ctx.keys, &account)?,
+        ) {
             (false, Some(secret)) => totp::matching_step(&secret, keys.expose(), unix_secs),
             _ => None,
         };
@@ -483,46 +540,77 @@ impl Flow<'_> {
             Ok(pop) => pop,
             Err(e) => {
                 tracing::error!(call_sid = %self.call.call_sid, error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
-                return Response::new().push(self.prompt("technical_error").into_verb()).push(Verb::Hangup);
+                return Response::new()
+                    .push(self.prompt("technical_error").into_verb())
+                    .push(Verb::Hangup);
             }
         };
         let action = Some(self.url(StepUrl::HandoffResult));
         let handoff = &self.script.handoff;
         let verb = match handoff.kind {
             HandoffKind::Enqueue => {
-                let workflow = dept.workflow_sid.clone().or_else(|| self.ctx.workflow_sid.clone());
+                let workflow = dept
+                    .workflow_sid
+                    .clone()
+                    .or_else(|| self.ctx.workflow_sid.clone());
                 Verb::Enqueue(Enqueue {
                     queue: dept.queue().to_owned(),
                     action,
-                    task: workflow.as_ref().map(|_| pop.task_attributes(TASK_ATTRIBUTES_MAX)),
+                    task: workflow
+                        .as_ref()
+                        .map(|_| pop.task_attributes(TASK_ATTRIBUTES_MAX)),
                     workflow_sid: workflow,
                 })
             }
             HandoffKind::Client => Verb::Dial(Dial {
                 action,
                 target: DialTarget::Client {
-                    identity: dept.client_identity.clone().or_else(|| handoff.client_identity.clone()).unwrap_or_default(),
+                    identity: dept
+                        .client_identity
+                        .clone()
+                        .or_else(|| handoff.client_identity.clone())
+                        .unwrap_or_default(),
                     parameters: pop.client_parameters(),
                 },
             }),
             HandoffKind::Sip => {
-                let base = dept.sip_uri.clone().or_else(|| handoff.sip_uri.clone()).unwrap_or_default();
-                Verb::Dial(Dial { action, target: DialTarget::Sip { uri: pop.sip_uri(&base) } })
+                let base = dept
+                    .sip_uri
+                    .clone()
+                    .or_else(|| handoff.sip_uri.clone())
+                    .unwrap_or_default();
+                Verb::Dial(Dial {
+                    action,
+                    target: DialTarget::Sip {
+                        uri: pop.sip_uri(&base),
+                    },
+                })
             }
         };
-        Response::new().push(self.prompt("transferring").into_verb()).push(verb)
+        Response::new()
+            .push(self.prompt("transferring").into_verb())
+            .push(verb)
     }
 
     /// The hand-off ended: the caller was bridged and the agent hung up, or nobody answered.
     fn after_handoff(&mut self, result: Option<&str>) -> Response {
         let result = result.unwrap_or("unknown");
         let served = matches!(result, "completed" | "answered" | "bridged" | "hangup");
-        self.call.end_reason = Some(format!("handoff_{}", result.replace(|c: char| !c.is_ascii_alphanumeric(), "_")));
+        self.call.end_reason = Some(format!(
+            "handoff_{}",
+            result.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ));
         self.call.step = Step::Ended;
         self.call.ended_at.get_or_insert(self.now);
         self.log(&format!("hand-off ended: {result}"));
-        let prompt = if served { "goodbye" } else { "agents_unavailable" };
-        Response::new().push(self.prompt(prompt).into_verb()).push(Verb::Hangup)
+        let prompt = if served {
+            "goodbye"
+        } else {
+            "agents_unavailable"
+        };
+        Response::new()
+            .push(self.prompt(prompt).into_verb())
+            .push(Verb::Hangup)
     }
 }
 
@@ -530,6 +618,9 @@ impl Flow<'_> {
 pub fn render(doc: &Response) -> String {
     doc.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, "TwiML could not be rendered");
-        twiml::Response::new().push(Verb::Hangup).render().unwrap_or_default()
+        twiml::Response::new()
+            .push(Verb::Hangup)
+            .render()
+            .unwrap_or_default()
     })
 }

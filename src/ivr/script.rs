@@ -64,7 +64,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { max_attempts: 3, max_silences: 2, code_timeout_secs: 8, totp_timeout_secs: 10, menu_timeout_secs: 6 }
+        Self {
+            max_attempts: 3,
+            max_silences: 2,
+            code_timeout_secs: 8,
+            totp_timeout_secs: 10,
+            menu_timeout_secs: 6,
+        }
     }
 }
 
@@ -148,16 +154,25 @@ impl Script {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !self.languages.contains_key(&self.default_language) {
-            problems.push(format!("default_language {:?} has no [languages] entry", self.default_language));
+            problems.push(format!(
+                "default_language {:?} has no [languages] entry",
+                self.default_language
+            ));
         }
         for (number, lang) in &self.number_languages {
             if !self.languages.contains_key(lang) {
-                problems.push(format!("number {number} is answered in {lang:?}, which has no [languages] entry"));
+                problems.push(format!(
+                    "number {number} is answered in {lang:?}, which has no [languages] entry"
+                ));
             }
         }
         for (lang, language) in &self.languages {
             for prompt in PROMPTS {
-                if language.prompts.get(prompt).is_none_or(|t| t.trim().is_empty()) {
+                if language
+                    .prompts
+                    .get(prompt)
+                    .is_none_or(|t| t.trim().is_empty())
+                {
                     problems.push(format!("language {lang} lacks prompt {prompt:?}"));
                 }
             }
@@ -168,21 +183,35 @@ impl Script {
         let mut seen = Vec::new();
         for d in &self.departments {
             if d.digit.len() != 1 || !d.digit.bytes().all(|b| b.is_ascii_digit()) {
-                problems.push(format!("department {} must have a single digit 0-9, not {:?}", d.category, d.digit));
+                problems.push(format!(
+                    "department {} must have a single digit 0-9, not {:?}",
+                    d.category, d.digit
+                ));
             }
             if seen.contains(&&d.digit) {
-                problems.push(format!("digit {} is used by more than one department", d.digit));
+                problems.push(format!(
+                    "digit {} is used by more than one department",
+                    d.digit
+                ));
             }
             seen.push(&d.digit);
             if d.category.trim().is_empty() {
                 problems.push("a department has an empty category".into());
             }
             match self.handoff.kind {
-                HandoffKind::Client if d.client_identity.is_none() && self.handoff.client_identity.is_none() => {
-                    problems.push(format!("department {} has no client_identity for a client hand-off", d.category));
+                HandoffKind::Client
+                    if d.client_identity.is_none() && self.handoff.client_identity.is_none() =>
+                {
+                    problems.push(format!(
+                        "department {} has no client_identity for a client hand-off",
+                        d.category
+                    ));
                 }
                 HandoffKind::Sip => match d.sip_uri.as_ref().or(self.handoff.sip_uri.as_ref()) {
-                    None => problems.push(format!("department {} has no sip_uri for a sip hand-off", d.category)),
+                    None => problems.push(format!(
+                        "department {} has no sip_uri for a sip hand-off",
+                        d.category
+                    )),
                     Some(uri) if !uri.starts_with("sip:") => {
                         problems.push(format!("sip_uri {uri:?} must start with sip:"));
                     }
@@ -193,14 +222,21 @@ impl Script {
             if let Some(ww) = &d.workflow_sid
                 && !is_workflow_sid(ww)
             {
-                problems.push(format!("workflow_sid {ww:?} of {} is not a WW... SID", d.category));
+                problems.push(format!(
+                    "workflow_sid {ww:?} of {} is not a WW... SID",
+                    d.category
+                ));
             }
         }
         let s = &self.settings;
         if s.max_attempts == 0 || s.max_silences == 0 {
             problems.push("max_attempts and max_silences must be at least 1".into());
         }
-        for t in [s.code_timeout_secs, s.totp_timeout_secs, s.menu_timeout_secs] {
+        for t in [
+            s.code_timeout_secs,
+            s.totp_timeout_secs,
+            s.menu_timeout_secs,
+        ] {
             if !(1..=60).contains(&t) {
                 problems.push(format!("timeout {t} s is outside 1-60"));
             }
@@ -228,7 +264,9 @@ impl Script {
     }
 
     pub fn voice(&self, language: &str) -> Option<&str> {
-        self.languages.get(language).and_then(|l| l.voice.as_deref())
+        self.languages
+            .get(language)
+            .and_then(|l| l.voice.as_deref())
     }
 }
 
@@ -240,7 +278,10 @@ pub fn is_workflow_sid(s: &str) -> bool {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, col)
 }
 
@@ -255,7 +296,8 @@ impl ScriptSet {
     /// Reads every `*.toml` in `dir`. One of them must be named `default`. Every problem in
     /// every file is reported, not only the first.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("reading scripts directory {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading scripts directory {}", dir.display()))?;
         let mut paths: Vec<_> = entries
             .flatten()
             .map(|e| e.path())
@@ -265,7 +307,8 @@ impl ScriptSet {
         let mut scripts = Vec::new();
         let mut errors = Vec::new();
         for path in &paths {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             match Script::parse(&text, &path.display().to_string()) {
                 Ok(s) => scripts.push(s),
                 Err(e) => errors.push(e.to_string()),
@@ -283,7 +326,10 @@ impl ScriptSet {
         for script in list {
             for number in &script.numbers {
                 if let Some(other) = by_number.insert(number.clone(), script.name.clone()) {
-                    bail!("number {number} is bound to both {other} and {}", script.name);
+                    bail!(
+                        "number {number} is bound to both {other} and {}",
+                        script.name
+                    );
                 }
             }
             if scripts.contains_key(&script.name) {
@@ -308,7 +354,10 @@ impl ScriptSet {
 
     /// A script by name, for a call already in progress; the default if it has gone.
     pub fn by_name(&self, name: &str) -> Arc<Script> {
-        self.scripts.get(name).unwrap_or_else(|| self.default_script()).clone()
+        self.scripts
+            .get(name)
+            .unwrap_or_else(|| self.default_script())
+            .clone()
     }
 
     fn default_script(&self) -> &Arc<Script> {
@@ -336,7 +385,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_line_and_column() {
-        let err = Script::parse("name = \"x\"\ndefault_language = \n", "bad.toml").unwrap_err().to_string();
+        let err = Script::parse("name = \"x\"\ndefault_language = \n", "bad.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("bad.toml:2:"), "{err}");
     }
 
@@ -346,7 +397,10 @@ mod tests {
             .replacen("digit = \"2\"", "digit = \"1\"", 1)
             .replacen("greeting =", "greeting_typo =", 1);
         let err = Script::parse(&broken, "x.toml").unwrap_err().to_string();
-        assert!(err.contains("digit 1 is used by more than one department"), "{err}");
+        assert!(
+            err.contains("digit 1 is used by more than one department"),
+            "{err}"
+        );
         assert!(err.contains("lacks prompt \"greeting\""), "{err}");
     }
 

@@ -20,7 +20,9 @@ impl SoundIndex {
             return Self::default();
         };
         for language in languages.flatten() {
-            let Ok(entries) = std::fs::read_dir(language.path()) else { continue };
+            let Ok(entries) = std::fs::read_dir(language.path()) else {
+                continue;
+            };
             let lang = language.file_name().to_string_lossy().into_owned();
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -53,7 +55,10 @@ mod tests {
         std::fs::write(dir.path().join("pl-PL/greeting.mp3"), b"ID3").unwrap();
         std::fs::write(dir.path().join("pl-PL/menu.ogg"), b"Ogg").unwrap();
         let index = super::SoundIndex::scan(dir.path());
-        assert_eq!(index.find("pl-PL", "greeting").as_deref(), Some("pl-PL/greeting.mp3"));
+        assert_eq!(
+            index.find("pl-PL", "greeting").as_deref(),
+            Some("pl-PL/greeting.mp3")
+        );
         assert_eq!(index.find("pl-PL", "menu"), None);
         assert_eq!(index.find("en-US", "greeting"), None);
     }

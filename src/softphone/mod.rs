@@ -21,7 +21,11 @@ pub struct CallArgs {
     #[arg(long, default_value = "+48221234567")]
     pub to: String,
     /// Base URL of the callgate server (the public URL it is configured with).
-    #[arg(long, env = "CALLGATE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CALLGATE_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// Auth token to sign with (the first of a comma-separated list is used).
     #[arg(long, env = "CALLGATE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
@@ -84,7 +88,9 @@ impl Softphone {
             args,
             token,
             call_sid: format!("CA{}", hex::encode(sid)),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()?,
         })
     }
 
@@ -113,7 +119,11 @@ impl Softphone {
         p
     }
 
-    async fn post(&self, url: &str, params: &[(String, String)]) -> anyhow::Result<reqwest::Response> {
+    async fn post(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> anyhow::Result<reqwest::Response> {
         let sig = signature::compute(&self.token, url, params);
         let response = self
             .http
@@ -134,18 +144,25 @@ impl Softphone {
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
         let base = self.args.url.trim_end_matches('/');
-        writeln!(out, "calling {} from {} (CallSid {})", self.args.to, self.args.from, self.call_sid)?;
+        writeln!(
+            out,
+            "calling {} from {} (CallSid {})",
+            self.args.to, self.args.from, self.call_sid
+        )?;
         let mut next = Next::Fetch(format!("{base}/twilio/voice"), self.base_params("ringing"));
         let mut handed_off = false;
         for _ in 0..200 {
-            let Next::Fetch(url, params) = next else { break };
+            let Next::Fetch(url, params) = next else {
+                break;
+            };
             let response = self.post(&url, &params).await?;
             let status = response.status();
             let body = response.text().await?;
             if !status.is_success() {
                 bail!("{url} answered {status}: {body}");
             }
-            let doc = twiml::parse(&body).with_context(|| format!("{url} answered with invalid TwiML"))?;
+            let doc = twiml::parse(&body)
+                .with_context(|| format!("{url} answered with invalid TwiML"))?;
             next = Next::Done;
             for verb in doc.verbs {
                 match verb {
@@ -162,7 +179,8 @@ impl Softphone {
                             writeln!(out, "hung up")?;
                             return self.hang_up(base, out).await;
                         };
-                        let (digits, finished) = keypad(&line, g.num_digits, g.finish_on_key.as_deref());
+                        let (digits, finished) =
+                            keypad(&line, g.num_digits, g.finish_on_key.as_deref());
                         if digits.is_empty() && finished.is_empty() {
                             writeln!(out, "  (silence)")?;
                             continue; // Twilio falls through to the next verb.
@@ -175,7 +193,8 @@ impl Softphone {
                         break;
                     }
                     Verb::Redirect { url: target } => {
-                        next = Next::Fetch(resolve(&url, &target)?, self.base_params("in-progress"));
+                        next =
+                            Next::Fetch(resolve(&url, &target)?, self.base_params("in-progress"));
                         break;
                     }
                     Verb::Hangup => {
@@ -185,30 +204,49 @@ impl Softphone {
                     Verb::Enqueue(e) => {
                         handed_off = true;
                         match &e.workflow_sid {
-                            Some(ww) => writeln!(out, "handed off: enqueued to {} via TaskRouter workflow {ww}", e.queue)?,
+                            Some(ww) => writeln!(
+                                out,
+                                "handed off: enqueued to {} via TaskRouter workflow {ww}",
+                                e.queue
+                            )?,
                             None => writeln!(out, "handed off: enqueued to queue {}", e.queue)?,
                         }
                         if let Some(task) = &e.task {
                             writeln!(out, "  task attributes: {task}")?;
                         }
                         self.print_screen_pop(base, out).await?;
-                        next = self.after_handoff(&url, e.action.as_deref(), "QueueResult", "bridged")?;
+                        next = self.after_handoff(
+                            &url,
+                            e.action.as_deref(),
+                            "QueueResult",
+                            "bridged",
+                        )?;
                         break;
                     }
                     Verb::Dial(d) => {
                         handed_off = true;
                         match &d.target {
-                            DialTarget::Client { identity, parameters } => {
+                            DialTarget::Client {
+                                identity,
+                                parameters,
+                            } => {
                                 writeln!(out, "handed off: dialing client {identity}")?;
                                 for (k, v) in parameters {
                                     writeln!(out, "  parameter {k} = {v}")?;
                                 }
                             }
                             DialTarget::Sip { uri } => writeln!(out, "handed off: dialing {uri}")?,
-                            DialTarget::Number { number } => writeln!(out, "handed off: dialing {number}")?,
+                            DialTarget::Number { number } => {
+                                writeln!(out, "handed off: dialing {number}")?
+                            }
                         }
                         self.print_screen_pop(base, out).await?;
-                        next = self.after_handoff(&url, d.action.as_deref(), "DialCallStatus", "completed")?;
+                        next = self.after_handoff(
+                            &url,
+                            d.action.as_deref(),
+                            "DialCallStatus",
+                            "completed",
+                        )?;
                         break;
                     }
                 }
@@ -220,7 +258,13 @@ impl Softphone {
         self.hang_up(base, out).await
     }
 
-    fn after_handoff(&self, current: &str, action: Option<&str>, name: &str, value: &str) -> anyhow::Result<Next> {
+    fn after_handoff(
+        &self,
+        current: &str,
+        action: Option<&str>,
+        name: &str,
+        value: &str,
+    ) -> anyhow::Result<Next> {
         Ok(match action {
             Some(action) => {
                 let mut params = self.base_params("in-progress");
@@ -283,7 +327,10 @@ fn keypad(line: &str, num_digits: Option<u8>, finish_on_key: Option<&str>) -> (S
 
 fn resolve(current: &str, target: &str) -> anyhow::Result<String> {
     let base = url::Url::parse(current).with_context(|| format!("bad URL {current}"))?;
-    Ok(base.join(target).with_context(|| format!("bad URL {target}"))?.to_string())
+    Ok(base
+        .join(target)
+        .with_context(|| format!("bad URL {target}"))?
+        .to_string())
 }
 
 #[cfg(test)]
@@ -292,14 +339,23 @@ mod tests {
 
     #[test]
     fn keypad_lines_become_twilio_parameters() {
-        assert_eq!(keypad("246810#", None, Some("#")), ("246810".into(), "#".into()));
-        assert_eq!(keypad("1234567", Some(6), Some("#")), ("123456".into(), "".into()));
+        assert_eq!(
+            keypad("246810#", None, Some("#")),
+            ("246810".into(), "#".into())
+        );
+        assert_eq!(
+            keypad("1234567", Some(6), Some("#")),
+            ("123456".into(), "".into())
+        );
         assert_eq!(keypad("", None, Some("#")), ("".into(), "".into()));
         assert_eq!(keypad(" 1 ", Some(1), None), ("1".into(), "".into()));
     }
 
     #[test]
     fn relative_actions_resolve_against_the_document() {
-        assert_eq!(resolve("http://h:1/twilio/voice", "/twilio/ivr/menu").unwrap(), "http://h:1/twilio/ivr/menu");
+        assert_eq!(
+            resolve("http://h:1/twilio/voice", "/twilio/ivr/menu").unwrap(),
+            "http://h:1/twilio/ivr/menu"
+        );
     }
 }

@@ -61,12 +61,21 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
 }
 
 /// Inserts an account in one transaction: either all of it is written or nothing.
-pub fn add(conn: &mut Connection, keys: &Keyring, new: &NewAccount<'_>, now: i64) -> Result<(), AddAccountError> {
+pub fn add(
+    conn: &mut Connection,
+    keys: &Keyring,
+    new: &NewAccount<'_>,
+    now: i64,
+) -> Result<(), AddAccountError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .context("begin")?;
     let exists: bool = tx
-        .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE id = ?1)", [new.id.as_str()], |r| r.get(0))
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM accounts WHERE id = ?1)",
+            [new.id.as_str()],
+            |r| r.get(0),
+        )
         .context("checking id")?;
     if exists {
         return Err(AddAccountError::DuplicateId(new.id.to_string()));
@@ -76,7 +85,11 @@ pub fn add(conn: &mut Connection, keys: &Keyring, new: &NewAccount<'_>, now: i64
             let candidates = keys.keyed_hash_candidates(Purpose::AccountCode, code.expose());
             for (_, hash) in &candidates {
                 let taken: bool = tx
-                    .query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE code_hash = ?1)", [hash], |r| r.get(0))
+                    .query_row(
+                        "SELECT EXISTS(SELECT 1 FROM accounts WHERE code_hash = ?1)",
+                        [hash],
+                        |r| r.get(0),
+                    )
                     .context("checking code")?;
                 if taken {
                     return Err(AddAccountError::DuplicateCode);
@@ -124,14 +137,20 @@ pub fn add(conn: &mut Connection, keys: &Keyring, new: &NewAccount<'_>, now: i64
 }
 
 pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Account>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"), [id], from_row)
-        .optional()
-        .context("reading account")
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+    .context("reading account")
 }
 
 pub fn list(conn: &Connection) -> anyhow::Result<Vec<Account>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
@@ -143,12 +162,18 @@ pub fn remove(conn: &Connection, id: &str) -> anyhow::Result<bool> {
 /// The ids of the accounts registered to `phone`.
 pub fn ids_on_phone(conn: &Connection, phone: &str) -> anyhow::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM accounts WHERE phone = ?1 ORDER BY id")?;
-    let ids = stmt.query_map([phone], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let ids = stmt
+        .query_map([phone], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(ids)
 }
 
 /// The account whose permanent code is `code`, by keyed-hash look-up (under every key version).
-pub fn find_by_code(conn: &Connection, keys: &Keyring, code: &str) -> anyhow::Result<Option<String>> {
+pub fn find_by_code(
+    conn: &Connection,
+    keys: &Keyring,
+    code: &str,
+) -> anyhow::Result<Option<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM accounts WHERE code_hash = ?1")?;
     for (_, hash) in keys.keyed_hash_candidates(Purpose::AccountCode, code) {
         if let Some(id) = stmt.query_row([&hash], |r| r.get(0)).optional()? {
@@ -159,12 +184,18 @@ pub fn find_by_code(conn: &Connection, keys: &Keyring, code: &str) -> anyhow::Re
 }
 
 /// The account's decrypted TOTP secret, if it has an authenticator.
-pub fn totp_secret(conn: &Connection, keys: &Keyring, id: &str) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+pub fn totp_secret(
+    conn: &Connection,
+    keys: &Keyring,
+    id: &str,
+) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
     let sealed: Option<(Vec<u8>, u32)> = conn
         .prepare_cached("SELECT totp_secret, totp_key_version FROM accounts WHERE id = ?1 AND totp_secret IS NOT NULL")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    sealed.map(|(blob, version)| keys.decrypt(version, &blob, id)).transpose()
+    sealed
+        .map(|(blob, version)| keys.decrypt(version, &blob, id))
+        .transpose()
 }
 
 /// Accepts TOTP `step` for the account only if it is later than every step accepted before, in

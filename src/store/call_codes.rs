@@ -8,10 +8,19 @@ use crate::verify::{Keyring, Purpose, call_code};
 
 /// Issues a fresh code for `account_id`, valid `ttl_ms`. The code is returned once and stored
 /// only as a keyed hash. A code that happens to equal another unused code is drawn again.
-pub fn issue(conn: &Connection, keys: &Keyring, account_id: &str, ttl_ms: i64, now: i64) -> anyhow::Result<Zeroizing<String>> {
+pub fn issue(
+    conn: &Connection,
+    keys: &Keyring,
+    account_id: &str,
+    ttl_ms: i64,
+    now: i64,
+) -> anyhow::Result<Zeroizing<String>> {
     // Expired codes can never be redeemed; clearing them keeps the unique index small.
-    conn.execute("DELETE FROM call_codes WHERE used_at IS NULL AND expires_at <= ?1", [now])
-        .context("purging expired call codes")?;
+    conn.execute(
+        "DELETE FROM call_codes WHERE used_at IS NULL AND expires_at <= ?1",
+        [now],
+    )
+    .context("purging expired call codes")?;
     for _ in 0..20 {
         let code = call_code::generate();
         // A call code equal to some account's permanent code would identify that account first.
@@ -26,7 +35,9 @@ pub fn issue(conn: &Connection, keys: &Keyring, account_id: &str, ttl_ms: i64, n
         );
         match inserted {
             Ok(_) => return Ok(code),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::ConstraintViolation =>
+            {
                 // Either a clash with another live code (draw again) or an unknown account.
                 let exists: bool = conn.query_row(
                     "SELECT EXISTS(SELECT 1 FROM accounts WHERE id = ?1)",
@@ -44,12 +55,20 @@ pub fn issue(conn: &Connection, keys: &Keyring, account_id: &str, ttl_ms: i64, n
 }
 
 /// A live (unused, unexpired) call code equal to `code`: its row and its account.
-pub fn find_live(conn: &Connection, keys: &Keyring, code: &str, now: i64) -> anyhow::Result<Option<(i64, String)>> {
+pub fn find_live(
+    conn: &Connection,
+    keys: &Keyring,
+    code: &str,
+    now: i64,
+) -> anyhow::Result<Option<(i64, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, account_id FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
     )?;
     for (_, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code) {
-        if let Some(found) = stmt.query_row(params![hash, now], |r| Ok((r.get(0)?, r.get(1)?))).optional()? {
+        if let Some(found) = stmt
+            .query_row(params![hash, now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
             return Ok(Some(found));
         }
     }

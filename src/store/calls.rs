@@ -157,8 +157,17 @@ pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
 
 /// Records what the status callback reports. A callback for a call callgate never saw (its
 /// first webhook failed, say) still leaves a record, so no call goes unaccounted.
-pub fn record_status(conn: &Connection, call_sid: &str, status: &str, duration: Option<i64>, now: i64) -> anyhow::Result<()> {
-    let terminal = matches!(status, "completed" | "busy" | "no-answer" | "canceled" | "failed");
+pub fn record_status(
+    conn: &Connection,
+    call_sid: &str,
+    status: &str,
+    duration: Option<i64>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let terminal = matches!(
+        status,
+        "completed" | "busy" | "no-answer" | "canceled" | "failed"
+    );
     conn.prepare_cached(
         "INSERT INTO calls (call_sid, caller, script, script_version, language, step, status, started_at, updated_at)
          VALUES (?1, 'withheld', '', '', '', 'ended', ?2, ?4, ?4)
@@ -177,7 +186,11 @@ pub fn record_status(conn: &Connection, call_sid: &str, status: &str, duration: 
 }
 
 /// The failures counted against the account within `since_ms`, for the screen-pop's risk flags.
-pub fn recent_account_failures(conn: &Connection, account_id: &str, since_ms: i64) -> anyhow::Result<i64> {
+pub fn recent_account_failures(
+    conn: &Connection,
+    account_id: &str,
+    since_ms: i64,
+) -> anyhow::Result<i64> {
     conn.prepare_cached("SELECT COUNT(*) FROM failures WHERE account_id = ?1 AND at >= ?2")?
         .query_row(params![account_id, since_ms], |r| r.get(0))
         .context("counting failures")

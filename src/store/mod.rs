@@ -36,7 +36,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating on first use) `<data_dir>/callgate.db` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
         let manager = SqliteConnectionManager::file(&path).with_init(|c| {
             // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing
@@ -54,7 +55,8 @@ impl Store {
             .build(manager)
             .with_context(|| format!("opening database {}", path.display()))?;
         let mut conn = pool.get().context("database connection")?;
-        migrations::apply(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
+        migrations::apply(&mut conn)
+            .with_context(|| format!("migrating database {}", path.display()))?;
         Ok(Self { pool, path })
     }
 

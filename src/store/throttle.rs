@@ -64,9 +64,17 @@ pub fn record_failure(
     now: i64,
 ) -> anyhow::Result<FailureOutcome> {
     let mut outcome = FailureOutcome::default();
-    conn.prepare_cached("INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![now, caller, accounts.first(), call_sid, kind.as_str()])
-        .context("recording failure")?;
+    conn.prepare_cached(
+        "INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        now,
+        caller,
+        accounts.first(),
+        call_sid,
+        kind.as_str()
+    ])
+    .context("recording failure")?;
 
     let mut bump = conn.prepare_cached(
         "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = ?1 RETURNING failed_count",
@@ -75,15 +83,19 @@ pub fn record_failure(
         let count: Option<u32> = bump.query_row([account], |r| r.get(0)).optional()?;
         if count.is_some_and(|c| c >= limits.account_max_failures) {
             // The lock starts a fresh count: after it expires the next run of failures locks again.
-            conn.prepare_cached("UPDATE accounts SET locked_until = ?2, failed_count = 0 WHERE id = ?1")?
-                .execute(params![account, now + ms(limits.account_lock)])?;
+            conn.prepare_cached(
+                "UPDATE accounts SET locked_until = ?2, failed_count = 0 WHERE id = ?1",
+            )?
+            .execute(params![account, now + ms(limits.account_lock)])?;
             outcome.accounts_locked.push(account.clone());
         }
     }
 
     let from_number: u32 = conn
         .prepare_cached("SELECT COUNT(*) FROM failures WHERE caller = ?1 AND at > ?2")?
-        .query_row(params![caller, now - ms(limits.number_window)], |r| r.get(0))?;
+        .query_row(params![caller, now - ms(limits.number_window)], |r| {
+            r.get(0)
+        })?;
     if from_number >= limits.number_max_failures {
         conn.prepare_cached(
             "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)

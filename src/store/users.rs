@@ -44,7 +44,12 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 /// Creates a user and returns its token (`cg_` + 43 base64url characters).
-pub fn add(conn: &Connection, name: &str, role: Role, now: i64) -> anyhow::Result<Zeroizing<String>> {
+pub fn add(
+    conn: &Connection,
+    name: &str,
+    role: Role,
+    now: i64,
+) -> anyhow::Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     let token = Zeroizing::new(format!("cg_{}", URL_SAFE_NO_PAD.encode(raw.as_ref())));

@@ -20,11 +20,18 @@ pub fn router() -> Router<AppState> {
         .route("/twilio/status", post(status_callback))
 }
 
-async fn incoming_call(State(state): State<AppState>, form: SignedForm) -> Result<Response, ApiError> {
+async fn incoming_call(
+    State(state): State<AppState>,
+    form: SignedForm,
+) -> Result<Response, ApiError> {
     run_flow(&state, &form, Event::Incoming).await
 }
 
-async fn flow_step(State(state): State<AppState>, Path(step): Path<String>, form: SignedForm) -> Result<Response, ApiError> {
+async fn flow_step(
+    State(state): State<AppState>,
+    Path(step): Path<String>,
+    form: SignedForm,
+) -> Result<Response, ApiError> {
     let step = StepUrl::from_segment(&step).ok_or(ApiError::NotFound)?;
     let event = match step {
         StepUrl::HandoffResult => Event::HandoffResult(
@@ -59,7 +66,10 @@ pub fn twiml_response(xml: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
 }
 
-async fn status_callback(State(state): State<AppState>, form: SignedForm) -> Result<StatusCode, ApiError> {
+async fn status_callback(
+    State(state): State<AppState>,
+    form: SignedForm,
+) -> Result<StatusCode, ApiError> {
     let params = VoiceParams::read(&form, state.settings.region)?;
     let status = form
         .get("CallStatus")

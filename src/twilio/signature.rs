@@ -12,7 +12,11 @@ use subtle::ConstantTimeEq;
 /// sorted. Name and value are appended with no separator.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.as_bytes().cmp(b.1.as_bytes())));
+    sorted.sort_by(|a, b| {
+        a.0.as_bytes()
+            .cmp(b.0.as_bytes())
+            .then(a.1.as_bytes().cmp(b.1.as_bytes()))
+    });
     // An HMAC accepts a key of any length, so this cannot fail.
     let mut mac = match Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()) {
         Ok(mac) => mac,
@@ -90,14 +94,21 @@ mod tests {
 
     #[test]
     fn twilio_test_vector_as_given() {
-        assert_eq!(compute("12345", URL, &vector_params()), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+        assert_eq!(
+            compute("12345", URL, &vector_params()),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
     }
 
     #[test]
     fn twilio_test_vectors_with_ports() {
         let p = vector_params();
         assert_eq!(
-            compute("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2", &p),
+            compute(
+                "12345",
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+                &p
+            ),
             "kvajT1Ptam85bY51eRf/AJRuM3w="
         );
         assert_eq!(
@@ -105,17 +116,26 @@ mod tests {
             "0ZXoZLH/DfblKGATFgpif+LLRf4="
         );
         assert_eq!(
-            compute("12345", "http://mycompany.com:1234/myapp.php?foo=1&bar=2", &p),
+            compute(
+                "12345",
+                "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+                &p
+            ),
             "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="
         );
     }
 
     #[test]
     fn repeated_names_are_sorted_by_value() {
-        let p: Vec<(String, String)> = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let p: Vec<(String, String)> = [
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         assert_eq!(compute("12345", URL, &p), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
     }
 
@@ -123,7 +143,12 @@ mod tests {
     fn default_port_variants_validate_both_ways() {
         let p = vector_params();
         // Signed with :443, configured without it.
-        assert!(is_valid(&["12345".into()], URL, &p, "kvajT1Ptam85bY51eRf/AJRuM3w="));
+        assert!(is_valid(
+            &["12345".into()],
+            URL,
+            &p,
+            "kvajT1Ptam85bY51eRf/AJRuM3w="
+        ));
         // Signed without the port, configured with :443.
         assert!(is_valid(
             &["12345".into()],
@@ -145,11 +170,21 @@ mod tests {
         let p = vector_params();
         let tokens = vec!["new-token".to_owned(), "12345".to_owned()];
         assert!(is_valid(&tokens, URL, &p, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-        assert!(!is_valid(&["other".into()], URL, &p, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+        assert!(!is_valid(
+            &["other".into()],
+            URL,
+            &p,
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
         assert!(!is_valid(&tokens, URL, &p, ""));
         let mut tampered = p.clone();
         tampered[2].1 = "9999".into();
-        assert!(!is_valid(&tokens, URL, &tampered, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+        assert!(!is_valid(
+            &tokens,
+            URL,
+            &tampered,
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
     }
 
     #[test]
@@ -162,6 +197,9 @@ mod tests {
             url_variants("http://a.example:80/x"),
             vec!["http://a.example:80/x", "http://a.example/x"]
         );
-        assert_eq!(url_variants("http://127.0.0.1:8080/x"), vec!["http://127.0.0.1:8080/x"]);
+        assert_eq!(
+            url_variants("http://127.0.0.1:8080/x"),
+            vec!["http://127.0.0.1:8080/x"]
+        );
     }
 }

@@ -70,9 +70,16 @@ pub struct Dial {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DialTarget {
-    Client { identity: String, parameters: Vec<(String, String)> },
-    Sip { uri: String },
-    Number { number: String },
+    Client {
+        identity: String,
+        parameters: Vec<(String, String)>,
+    },
+    Sip {
+        uri: String,
+    },
+    Number {
+        number: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +104,15 @@ impl Response {
     pub fn render(&self) -> Result<String, TwimlError> {
         let mut w = Writer::new(Vec::with_capacity(512));
         let io = |e: std::io::Error| TwimlError::Malformed(e.to_string());
-        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(io)?;
-        w.write_event(Event::Start(BytesStart::new("Response"))).map_err(io)?;
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+            .map_err(io)?;
+        w.write_event(Event::Start(BytesStart::new("Response")))
+            .map_err(io)?;
         for verb in &self.verbs {
             write_verb(&mut w, verb).map_err(io)?;
         }
-        w.write_event(Event::End(BytesEnd::new("Response"))).map_err(io)?;
+        w.write_event(Event::End(BytesEnd::new("Response")))
+            .map_err(io)?;
         let bytes = w.into_inner();
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(TwimlError::TooLarge(bytes.len()));
@@ -115,8 +125,7 @@ impl Response {
 /// come from a script or an account so the document is always well-formed.
 fn xml_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let ok = |c: char| {
-        matches!(c, '\t' | '\n' | '\r')
-            || (!c.is_control() && c != '\u{FFFE}' && c != '\u{FFFF}')
+        matches!(c, '\t' | '\n' | '\r') || (!c.is_control() && c != '\u{FFFE}' && c != '\u{FFFF}')
     };
     if text.chars().all(ok) {
         std::borrow::Cow::Borrowed(text)
@@ -145,7 +154,13 @@ fn write_text_element(w: &mut W, start: BytesStart<'_>, text: &str) -> std::io::
 }
 
 fn write_say(w: &mut W, say: &Say) -> std::io::Result<()> {
-    let start = element("Say", &[("voice", say.voice.as_deref()), ("language", say.language.as_deref())]);
+    let start = element(
+        "Say",
+        &[
+            ("voice", say.voice.as_deref()),
+            ("language", say.language.as_deref()),
+        ],
+    );
     write_text_element(w, start, &say.text)
 }
 
@@ -180,7 +195,9 @@ fn write_verb(w: &mut W, verb: &Verb) -> std::io::Result<()> {
             }
             w.write_event(Event::End(BytesEnd::new("Gather")))
         }
-        Verb::Redirect { url } => write_text_element(w, element("Redirect", &[("method", Some("POST"))]), url),
+        Verb::Redirect { url } => {
+            write_text_element(w, element("Redirect", &[("method", Some("POST"))]), url)
+        }
         Verb::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
         Verb::Enqueue(e) => {
             let start = element(
@@ -203,21 +220,30 @@ fn write_verb(w: &mut W, verb: &Verb) -> std::io::Result<()> {
         Verb::Dial(d) => {
             let start = element(
                 "Dial",
-                &[("action", d.action.as_deref()), ("method", d.action.as_ref().map(|_| "POST"))],
+                &[
+                    ("action", d.action.as_deref()),
+                    ("method", d.action.as_ref().map(|_| "POST")),
+                ],
             );
             w.write_event(Event::Start(start))?;
             match &d.target {
-                DialTarget::Client { identity, parameters } => {
+                DialTarget::Client {
+                    identity,
+                    parameters,
+                } => {
                     w.write_event(Event::Start(BytesStart::new("Client")))?;
                     write_text_element(w, BytesStart::new("Identity"), identity)?;
                     for (name, value) in parameters {
-                        let p = element("Parameter", &[("name", Some(name)), ("value", Some(value))]);
+                        let p =
+                            element("Parameter", &[("name", Some(name)), ("value", Some(value))]);
                         w.write_event(Event::Empty(p))?;
                     }
                     w.write_event(Event::End(BytesEnd::new("Client")))?;
                 }
                 DialTarget::Sip { uri } => write_text_element(w, BytesStart::new("Sip"), uri)?,
-                DialTarget::Number { number } => write_text_element(w, BytesStart::new("Number"), number)?,
+                DialTarget::Number { number } => {
+                    write_text_element(w, BytesStart::new("Number"), number)?
+                }
             }
             w.write_event(Event::End(BytesEnd::new("Dial")))
         }
@@ -235,7 +261,10 @@ pub struct Element {
 
 impl Element {
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -244,7 +273,9 @@ impl Element {
 pub fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
     let malformed = |m: String| TwimlError::Malformed(m);
     if !xml.starts_with("<?xml") && !xml.starts_with("<Response") {
-        return Err(malformed("document must start with <?xml or <Response>".into()));
+        return Err(malformed(
+            "document must start with <?xml or <Response>".into(),
+        ));
     }
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
@@ -267,7 +298,9 @@ pub fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| malformed("unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| malformed("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
@@ -275,7 +308,8 @@ pub fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
             }
             Event::Text(t) => {
                 let text = t.decode().map_err(|e| malformed(e.to_string()))?;
-                let text = quick_xml::escape::unescape(&text).map_err(|e| malformed(e.to_string()))?;
+                let text =
+                    quick_xml::escape::unescape(&text).map_err(|e| malformed(e.to_string()))?;
                 match stack.last_mut() {
                     Some(el) => el.text.push_str(&text),
                     None if text.trim().is_empty() => {}
@@ -313,7 +347,10 @@ pub fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
     }
     let root = root.ok_or_else(|| malformed("empty document".into()))?;
     if root.name != "Response" {
-        return Err(malformed(format!("root is <{}>, not <Response>", root.name)));
+        return Err(malformed(format!(
+            "root is <{}>, not <Response>",
+            root.name
+        )));
     }
     Ok(root)
 }
@@ -339,7 +376,11 @@ fn to_element(start: &BytesStart<'_>) -> Result<Element, TwimlError> {
 /// the tests prove that only defined verbs and nouns go out.
 pub fn parse(xml: &str) -> Result<Response, TwimlError> {
     let root = parse_tree(xml)?;
-    let verbs = root.children.iter().map(to_verb).collect::<Result<_, _>>()?;
+    let verbs = root
+        .children
+        .iter()
+        .map(to_verb)
+        .collect::<Result<_, _>>()?;
     Ok(Response { verbs })
 }
 
@@ -355,8 +396,12 @@ fn to_verb(el: &Element) -> Result<Verb, TwimlError> {
     let unexpected = |what: &str| TwimlError::Malformed(format!("unexpected <{what}>"));
     Ok(match el.name.as_str() {
         "Say" => Verb::Say(to_say(el)),
-        "Play" => Verb::Play(Play { url: el.text.trim().to_owned() }),
-        "Redirect" => Verb::Redirect { url: el.text.trim().to_owned() },
+        "Play" => Verb::Play(Play {
+            url: el.text.trim().to_owned(),
+        }),
+        "Redirect" => Verb::Redirect {
+            url: el.text.trim().to_owned(),
+        },
         "Hangup" => Verb::Hangup,
         "Gather" => Verb::Gather(Gather {
             action: el.attr("action").unwrap_or_default().to_owned(),
@@ -368,7 +413,9 @@ fn to_verb(el: &Element) -> Result<Verb, TwimlError> {
                 .iter()
                 .map(|c| match c.name.as_str() {
                     "Say" => Ok(Prompt::Say(to_say(c))),
-                    "Play" => Ok(Prompt::Play(Play { url: c.text.trim().to_owned() })),
+                    "Play" => Ok(Prompt::Play(Play {
+                        url: c.text.trim().to_owned(),
+                    })),
                     other => Err(unexpected(other)),
                 })
                 .collect::<Result<_, _>>()?,
@@ -377,10 +424,17 @@ fn to_verb(el: &Element) -> Result<Verb, TwimlError> {
             queue: el.text.trim().to_owned(),
             action: el.attr("action").map(str::to_owned),
             workflow_sid: el.attr("workflowSid").map(str::to_owned),
-            task: el.children.iter().find(|c| c.name == "Task").map(|t| t.text.clone()),
+            task: el
+                .children
+                .iter()
+                .find(|c| c.name == "Task")
+                .map(|t| t.text.clone()),
         }),
         "Dial" => {
-            let noun = el.children.first().ok_or_else(|| unexpected("Dial without a noun"))?;
+            let noun = el
+                .children
+                .first()
+                .ok_or_else(|| unexpected("Dial without a noun"))?;
             let target = match noun.name.as_str() {
                 "Client" => DialTarget::Client {
                     identity: noun
@@ -400,11 +454,18 @@ fn to_verb(el: &Element) -> Result<Verb, TwimlError> {
                         })
                         .collect(),
                 },
-                "Sip" => DialTarget::Sip { uri: noun.text.trim().to_owned() },
-                "Number" => DialTarget::Number { number: noun.text.trim().to_owned() },
+                "Sip" => DialTarget::Sip {
+                    uri: noun.text.trim().to_owned(),
+                },
+                "Number" => DialTarget::Number {
+                    number: noun.text.trim().to_owned(),
+                },
                 other => return Err(unexpected(other)),
             };
-            Verb::Dial(Dial { action: el.attr("action").map(str::to_owned), target })
+            Verb::Dial(Dial {
+                action: el.attr("action").map(str::to_owned),
+                target,
+            })
         }
         other => return Err(unexpected(other)),
     })
@@ -415,7 +476,11 @@ mod tests {
     use super::*;
 
     fn say(text: &str) -> Say {
-        Say { text: text.into(), voice: Some("Polly.Ewa".into()), language: Some("pl-PL".into()) }
+        Say {
+            text: text.into(),
+            voice: Some("Polly.Ewa".into()),
+            language: Some("pl-PL".into()),
+        }
     }
 
     #[test]
@@ -428,10 +493,15 @@ mod tests {
                 timeout_secs: 6,
                 prompts: vec![Prompt::Say(say("Podaj kod & naciśnij krzyżyk"))],
             }))
-            .push(Verb::Redirect { url: "https://x.example/twilio/ivr/code".into() })
+            .push(Verb::Redirect {
+                url: "https://x.example/twilio/ivr/code".into(),
+            })
             .push(Verb::Hangup);
         let xml = doc.render().unwrap();
-        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>"), "{xml}");
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>"),
+            "{xml}"
+        );
         assert!(xml.contains("&amp;"));
         assert_eq!(parse(&xml).unwrap(), doc);
     }

@@ -19,7 +19,10 @@ pub struct SignedForm {
 
 impl SignedForm {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -43,14 +46,15 @@ impl FromRequest<AppState> for SignedForm {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
-        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-            .map_err(|_| ApiError::BadRequest("body is not a form-encoded parameter list".into()))?;
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|_| {
+            ApiError::BadRequest("body is not a form-encoded parameter list".into())
+        })?;
         let settings = &state.settings;
         if !settings.insecure_skip_signature {
             let url = signed_url(&settings.public_url, &uri);
-            let valid = header
-                .as_deref()
-                .is_some_and(|h| signature::is_valid(settings.twilio_auth_tokens(), &url, &params, h));
+            let valid = header.as_deref().is_some_and(|h| {
+                signature::is_valid(settings.twilio_auth_tokens(), &url, &params, h)
+            });
             if !valid {
                 tracing::warn!(
                     path = uri.path(),
@@ -103,7 +107,13 @@ mod tests {
     #[test]
     fn signed_url_joins_base_and_path() {
         let uri: Uri = "/twilio/voice?b=2&a=1".parse().unwrap();
-        assert_eq!(signed_url("https://cg.example/", &uri), "https://cg.example/twilio/voice?b=2&a=1");
-        assert_eq!(signed_url("https://cg.example/pre", &uri), "https://cg.example/pre/twilio/voice?b=2&a=1");
+        assert_eq!(
+            signed_url("https://cg.example/", &uri),
+            "https://cg.example/twilio/voice?b=2&a=1"
+        );
+        assert_eq!(
+            signed_url("https://cg.example/pre", &uri),
+            "https://cg.example/pre/twilio/voice?b=2&a=1"
+        );
     }
 }

@@ -28,9 +28,14 @@ impl Factor {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::CallerId, Self::AccountCode, Self::CallCode, Self::Totp]
-            .into_iter()
-            .find(|f| f.as_str() == s)
+        [
+            Self::CallerId,
+            Self::AccountCode,
+            Self::CallCode,
+            Self::Totp,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
     }
 }
 
@@ -57,7 +62,11 @@ impl Factors {
 
     /// Comma-separated names, as stored.
     pub fn to_db(&self) -> String {
-        self.0.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn from_db(s: &str) -> Self {
@@ -122,7 +131,11 @@ mod tests {
     #[test]
     fn levels_follow_the_rules() {
         assert_eq!(level(&[]), AssuranceLevel::None);
-        assert_eq!(level(&[CallerId]), AssuranceLevel::None, "caller ID alone proves nothing");
+        assert_eq!(
+            level(&[CallerId]),
+            AssuranceLevel::None,
+            "caller ID alone proves nothing"
+        );
         assert_eq!(level(&[AccountCode]), AssuranceLevel::Low);
         assert_eq!(level(&[AccountCode, CallerId]), AssuranceLevel::Medium);
         assert_eq!(level(&[CallCode]), AssuranceLevel::Medium);

@@ -9,7 +9,11 @@ pub const DIGITS: usize = 8;
 
 pub fn generate() -> Zeroizing<String> {
     let mut rng = rand::rngs::OsRng;
-    Zeroizing::new((0..DIGITS).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect())
+    Zeroizing::new(
+        (0..DIGITS)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -20,7 +24,8 @@ mod tests {
         let b = super::generate();
         assert_eq!(a.len(), 8);
         assert!(a.bytes().all(|c| c.is_ascii_digit()));
-        let more: std::collections::HashSet<String> = (0..50).map(|_| super::generate().to_string()).collect();
+        let more: std::collections::HashSet<String> =
+            (0..50).map(|_| super::generate().to_string()).collect();
         assert!(more.len() > 45, "random codes should rarely repeat");
         let _ = b;
     }

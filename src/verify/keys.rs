@@ -83,7 +83,8 @@ impl Keyring {
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading key file {}", path.display()))?,
         );
         let mut versions = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
@@ -98,14 +99,26 @@ impl Keyring {
                 Some((version, master))
             });
             let Some((version, master)) = parsed else {
-                bail!("{}:{}: expected `v<N> <base64 of 32 bytes>`", path.display(), n + 1);
+                bail!(
+                    "{}:{}: expected `v<N> <base64 of 32 bytes>`",
+                    path.display(),
+                    n + 1
+                );
             };
-            versions.insert(version, KeyVersion { master: Zeroizing::new(master) });
+            versions.insert(
+                version,
+                KeyVersion {
+                    master: Zeroizing::new(master),
+                },
+            );
         }
         if versions.is_empty() {
             bail!("{} holds no key", path.display());
         }
-        Ok(Self { versions, path: path.to_owned() })
+        Ok(Self {
+            versions,
+            path: path.to_owned(),
+        })
     }
 
     /// The version new hashes and ciphertexts are made with.
@@ -123,18 +136,31 @@ impl Keyring {
     /// and looked up, yet useless to whoever holds the database without the key file.
     pub fn keyed_hash(&self, purpose: Purpose, secret: &str) -> (u32, Vec<u8>) {
         let version = self.current_version();
-        (version, self.keyed_hash_with(version, purpose, secret).unwrap_or_default())
+        (
+            version,
+            self.keyed_hash_with(version, purpose, secret)
+                .unwrap_or_default(),
+        )
     }
 
     /// The hashes of `secret` under every key version, for look-ups during a key rotation.
     pub fn keyed_hash_candidates(&self, purpose: Purpose, secret: &str) -> Vec<(u32, Vec<u8>)> {
         self.versions
             .keys()
-            .filter_map(|&v| self.keyed_hash_with(v, purpose, secret).ok().map(|h| (v, h)))
+            .filter_map(|&v| {
+                self.keyed_hash_with(v, purpose, secret)
+                    .ok()
+                    .map(|h| (v, h))
+            })
             .collect()
     }
 
-    fn keyed_hash_with(&self, version: u32, purpose: Purpose, secret: &str) -> anyhow::Result<Vec<u8>> {
+    fn keyed_hash_with(
+        &self,
+        version: u32,
+        purpose: Purpose,
+        secret: &str,
+    ) -> anyhow::Result<Vec<u8>> {
         let key = self.version(version)?.derive(purpose.label());
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()).context("HMAC key")?;
         mac.update(secret.as_bytes());
@@ -150,14 +176,25 @@ impl Keyring {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: associated.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated.as_bytes(),
+                },
+            )
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok((version, out))
     }
 
-    pub fn decrypt(&self, version: u32, sealed: &[u8], associated: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    pub fn decrypt(
+        &self,
+        version: u32,
+        sealed: &[u8],
+        associated: &str,
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 + 16 {
             bail!("sealed secret is too short");
         }
@@ -165,7 +202,13 @@ impl Keyring {
         let cipher = Aes256Gcm::new_from_slice(key.as_ref()).context("AES key")?;
         let (nonce, body) = sealed.split_at(12);
         cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: associated.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: associated.as_bytes(),
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| anyhow::anyhow!("sealed secret does not decrypt (wrong key or moved row)"))
     }
@@ -187,7 +230,9 @@ fn create_key_file(path: &Path) -> anyhow::Result<()> {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(body.as_bytes())?;
         file.sync_all()?;
     }
@@ -217,7 +262,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -226,7 +274,10 @@ mod tests {
     fn purposes_do_not_collide() {
         let dir = tempfile::tempdir().unwrap();
         let k = Keyring::load_or_create(dir.path()).unwrap();
-        assert_ne!(k.keyed_hash(Purpose::AccountCode, "123456"), k.keyed_hash(Purpose::CallCode, "123456"));
+        assert_ne!(
+            k.keyed_hash(Purpose::AccountCode, "123456"),
+            k.keyed_hash(Purpose::CallCode, "123456")
+        );
     }
 
     #[test]
@@ -234,7 +285,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let k = Keyring::load_or_create(dir.path()).unwrap();
         let (v, sealed) = k.encrypt(b"secret-bytes", "ACC-1").unwrap();
-        assert_eq!(k.decrypt(v, &sealed, "ACC-1").unwrap().as_slice(), b"secret-bytes");
+        assert_eq!(
+            k.decrypt(v, &sealed, "ACC-1").unwrap().as_slice(),
+            b"secret-bytes"
+        );
         assert!(k.decrypt(v, &sealed, "ACC-2").is_err());
         let (_, again) = k.encrypt(b"secret-bytes", "ACC-1").unwrap();
         assert_ne!(sealed, again, "fresh nonce each time");

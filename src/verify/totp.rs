@@ -34,7 +34,9 @@ fn build(secret: &[u8], account_label: &str) -> anyhow::Result<Totp> {
 
 /// The `otpauth://totp/callgate:<account>?secret=...` URI an authenticator app scans.
 pub fn provisioning_uri(secret: &[u8], account_label: &str) -> anyhow::Result<String> {
-    build(secret, account_label)?.to_url().context("building otpauth URI")
+    build(secret, account_label)?
+        .to_url()
+        .context("building otpauth URI")
 }
 
 /// The time step the code matches at `unix_time`, within one step of drift; `None` for a wrong or
@@ -89,7 +91,9 @@ mod tests {
         let sha512 = Builder::new()
             .with_algorithm(Algorithm::SHA512)
             .with_digits(8)
-            .with_secret(b"1234567890123456789012345678901234567890123456789012345678901234".to_vec())
+            .with_secret(
+                b"1234567890123456789012345678901234567890123456789012345678901234".to_vec(),
+            )
             .build_noncompliant();
         assert_eq!(sha256.generate(59).to_string(), "46119246");
         assert_eq!(sha256.generate(20000000000).to_string(), "77737706");
@@ -101,9 +105,16 @@ mod tests {
     fn rfc4226_hotp_vectors_as_six_digit_steps() {
         // HOTP(counter) == TOTP at time counter*30 with a 30 s step.
         let seed = b"12345678901234567890";
-        let want = ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
+        let want = [
+            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
+            "399871", "520489",
+        ];
         for (counter, code) in want.iter().enumerate() {
-            assert_eq!(code_at(seed, counter as u64 * 30).unwrap(), *code, "counter {counter}");
+            assert_eq!(
+                code_at(seed, counter as u64 * 30).unwrap(),
+                *code,
+                "counter {counter}"
+            );
         }
     }
 
@@ -115,7 +126,10 @@ mod tests {
         let prev = code_at(&secret, now - 30).unwrap();
         let next = code_at(&secret, now + 30).unwrap();
         let far = code_at(&secret, now - 90).unwrap();
-        assert_eq!(matching_step(&secret, &code_at(&secret, now).unwrap(), now), Some(step));
+        assert_eq!(
+            matching_step(&secret, &code_at(&secret, now).unwrap(), now),
+            Some(step)
+        );
         assert_eq!(matching_step(&secret, &prev, now), Some(step - 1));
         assert_eq!(matching_step(&secret, &next, now), Some(step + 1));
         if far != prev && far != next && far != code_at(&secret, now).unwrap() {
@@ -128,7 +142,13 @@ mod tests {
     #[test]
     fn provisioning_uri_names_issuer_and_account() {
         let uri = provisioning_uri(b"12345678901234567890", "ACC-1001").unwrap();
-        assert!(uri.starts_with("otpauth://totp/callgate:ACC-1001?"), "{uri}");
-        assert!(uri.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/callgate:ACC-1001?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+            "{uri}"
+        );
     }
 }

@@ -57,12 +57,33 @@ impl TestApp {
         app
     }
 
+    /// A server whose public URL is its own address (no proxy in front), for clients such as
+    /// the softphone that sign for the URL they call.
+    pub async fn spawn_without_proxy() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let mut app = Self::start_inner(&dir, |_| {}, true).await;
+        app._temp = Some(temp);
+        app
+    }
+
     /// Starts a server on `data_dir` (which the caller keeps alive).
     pub async fn start(data_dir: &Path, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_inner(data_dir, configure, false).await
+    }
+
+    async fn start_inner(
+        data_dir: &Path,
+        configure: impl FnOnce(&mut Settings),
+        public_is_local: bool,
+    ) -> Self {
         let mut settings = test_settings(data_dir);
         configure(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
+        if public_is_local {
+            settings.public_url = addr.clone();
+        }
         let state = AppState::build(settings).expect("app state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(state.clone(), listener, async {
@@ -107,11 +128,20 @@ impl TestApp {
     }
 
     /// Registers an account; returns its TOTP secret when `with_totp`.
-    pub fn add_account(&self, id: &str, phone: &str, code: Option<&str>, with_totp: bool) -> Option<Vec<u8>> {
+    pub fn add_account(
+        &self,
+        id: &str,
+        phone: &str,
+        code: Option<&str>,
+        with_totp: bool,
+    ) -> Option<Vec<u8>> {
         let secret = with_totp.then(|| totp::new_secret().to_vec());
         let mut attrs = BTreeMap::new();
         attrs.insert("plan".to_owned(), "premium".to_owned());
-        let (id, name) = (AccountId::parse(id).unwrap(), AccountName::parse(&format!("Name of {id}")).unwrap());
+        let (id, name) = (
+            AccountId::parse(id).unwrap(),
+            AccountName::parse(&format!("Name of {id}")).unwrap(),
+        );
         let phone = PhoneNumber::parse(phone, Region::default()).unwrap();
         let code = code.map(|c| AccountCode::parse(c).unwrap());
         let new = NewAccount {
@@ -122,19 +152,33 @@ impl TestApp {
             totp_secret: secret.as_deref(),
             attributes: &attrs,
         };
-        accounts::add(&mut self.store().conn().unwrap(), &self.keys(), &new, now_ms()).unwrap();
+        accounts::add(
+            &mut self.store().conn().unwrap(),
+            &self.keys(),
+            &new,
+            now_ms(),
+        )
+        .unwrap();
         secret
     }
 
     pub fn call_code(&self, account: &str, ttl_ms: i64, issued_at: i64) -> String {
         let store = self.store();
-        call_codes::issue(&store.conn().unwrap(), &self.keys(), account, ttl_ms, issued_at)
-            .unwrap()
-            .to_string()
+        call_codes::issue(
+            &store.conn().unwrap(),
+            &self.keys(),
+            account,
+            ttl_ms,
+            issued_at,
+        )
+        .unwrap()
+        .to_string()
     }
 
     pub fn user(&self, name: &str, role: Role) -> String {
-        users::add(&self.store().conn().unwrap(), name, role, now_ms()).unwrap().to_string()
+        users::add(&self.store().conn().unwrap(), name, role, now_ms())
+            .unwrap()
+            .to_string()
     }
 
     /// Maps a URL from a TwiML document (built on the public URL) to this server.
@@ -167,7 +211,10 @@ impl TestApp {
             .unwrap();
         let status = r.status().as_u16();
         let body = r.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Every byte of the database files, to prove what is not in them.
@@ -187,15 +234,27 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 pub fn totp_now(secret: &[u8]) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     totp::code_at(secret, now).unwrap()
 }
 
 /// A TOTP code that is wrong now (any 6 digits that match none of the accepted steps).
 pub fn wrong_totp(secret: &[u8]) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let valid: Vec<String> = [now - 30, now, now + 30].iter().map(|&t| totp::code_at(secret, t).unwrap()).collect();
-    (0..).map(|i| format!("{:06}", 100_000 + i)).find(|c| !valid.contains(c)).unwrap()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|&t| totp::code_at(secret, t).unwrap())
+        .collect();
+    (0..)
+        .map(|i| format!("{:06}", 100_000 + i))
+        .find(|c| !valid.contains(c))
+        .unwrap()
 }
 
 static NEXT_SID: AtomicU64 = AtomicU64::new(1);
@@ -251,7 +310,10 @@ impl Doc {
     }
 
     pub fn handoff(&self) -> Option<&Verb> {
-        self.twiml.verbs.iter().find(|v| matches!(v, Verb::Enqueue(_) | Verb::Dial(_)))
+        self.twiml
+            .verbs
+            .iter()
+            .find(|v| matches!(v, Verb::Enqueue(_) | Verb::Dial(_)))
     }
 }
 
@@ -267,7 +329,14 @@ pub struct Caller<'a> {
 
 impl<'a> Caller<'a> {
     pub fn new(app: &'a TestApp, from: &str) -> Self {
-        Self { app, call_sid: new_call_sid(), from: from.into(), to: DIALED.into(), stir: None, last: None }
+        Self {
+            app,
+            call_sid: new_call_sid(),
+            from: from.into(),
+            to: DIALED.into(),
+            stir: None,
+            last: None,
+        }
     }
 
     pub fn params(&self, status: &str) -> Vec<(String, String)> {
@@ -298,13 +367,23 @@ impl<'a> Caller<'a> {
         let path = url.strip_prefix(PUBLIC_URL).unwrap_or(url).to_owned();
         let response = self.app.post_signed(&path, &params).await;
         assert_eq!(response.status(), 200, "POST {path}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(content_type.starts_with("text/xml"), "{content_type}");
         let xml = response.text().await.unwrap();
-        assert!(xml.starts_with("<?xml"), "nothing may precede the declaration: {xml}");
+        assert!(
+            xml.starts_with("<?xml"),
+            "nothing may precede the declaration: {xml}"
+        );
         assert!(xml.len() < twiml::MAX_DOCUMENT_BYTES);
         let twiml = twiml::parse(&xml).unwrap_or_else(|e| panic!("invalid TwiML ({e}): {xml}"));
-        let doc = Doc { xml, twiml, url: format!("{PUBLIC_URL}{path}") };
+        let doc = Doc {
+            xml,
+            twiml,
+            url: format!("{PUBLIC_URL}{path}"),
+        };
         self.last = Some(doc.clone());
         doc
     }
@@ -317,11 +396,25 @@ impl<'a> Caller<'a> {
     /// Types `keys` at the current `<Gather>` (Twilio strips the finishing `#`).
     pub async fn press(&mut self, keys: &str) -> Doc {
         let last = self.last.clone().expect("dial first");
-        let gather = last.gather().unwrap_or_else(|| panic!("no <Gather> to answer: {}", last.xml)).clone();
-        let action = if gather.action.is_empty() { last.url.clone() } else { gather.action.clone() };
+        let gather = last
+            .gather()
+            .unwrap_or_else(|| panic!("no <Gather> to answer: {}", last.xml))
+            .clone();
+        let action = if gather.action.is_empty() {
+            last.url.clone()
+        } else {
+            gather.action.clone()
+        };
         let mut params = self.params("in-progress");
         params.push(("Digits".into(), keys.trim_end_matches('#').into()));
-        params.push(("FinishedOnKey".into(), if keys.ends_with('#') { "#".into() } else { String::new() }));
+        params.push((
+            "FinishedOnKey".into(),
+            if keys.ends_with('#') {
+                "#".into()
+            } else {
+                String::new()
+            },
+        ));
         self.fetch(&action, params).await
     }
 
@@ -344,6 +437,10 @@ impl<'a> Caller<'a> {
     pub async fn status(&mut self, status: &str) -> u16 {
         let mut params = self.params(status);
         params.push(("CallDuration".into(), "61".into()));
-        self.app.post_signed("/twilio/status", &params).await.status().as_u16()
+        self.app
+            .post_signed("/twilio/status", &params)
+            .await
+            .status()
+            .as_u16()
     }
 }
