@@ -578,3 +578,64 @@ async fn recorded_prompts_are_played_from_the_sounds_url() {
     // Prompts without a recording are still spoken.
     assert!(doc.said().contains(ASK_CODE));
 }
+
+#[tokio::test]
+async fn commands_work_on_the_data_directory_of_a_running_server() {
+    let app = TestApp::spawn().await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .args(args)
+            .env_remove("CALLGATE_DATA_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "account",
+        "add",
+        "--id",
+        "ACC-CLI",
+        "--name",
+        "Ewa Zielińska",
+        "--phone",
+        "602 111 222",
+        "--code",
+        "80808080",
+    ]);
+    let code = run(&["account", "call-code", "ACC-CLI"])
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let token = run(&["user", "add", "ewa-agent", "--role", "agent"])
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+
+    // The running server sees the account, the call code and the token at once.
+    let mut caller = Caller::new(&app, "+48602111222");
+    caller.dial().await;
+    assert!(caller.press("80808080#").await.said().contains(MENU));
+    caller.press("3").await;
+    let mut second = Caller::new(&app, "+48700000020");
+    second.dial().await;
+    assert!(
+        second
+            .press(&format!("{code}#"))
+            .await
+            .said()
+            .contains(MENU)
+    );
+    let (status, pop) = app.screen_pop(&caller.call_sid, &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(pop["account"]["name"], "Ewa Zielińska");
+    assert_eq!(pop["caller"], "+48602111222");
+}

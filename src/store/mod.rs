@@ -84,6 +84,20 @@ impl Store {
     }
 }
 
+/// Creates the data directory readable by its owner only; an existing one is left as it is.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
 /// Milliseconds since the Unix epoch: how every time is stored.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -189,16 +189,8 @@ impl TestApp {
         }
     }
 
-    /// POSTs `params` to `path`, signed as Twilio signs for the public URL.
     pub async fn post_signed(&self, path: &str, params: &[(String, String)]) -> reqwest::Response {
-        let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params);
-        self.http
-            .post(format!("{}{path}", self.addr))
-            .header("X-Twilio-Signature", sig)
-            .form(params)
-            .send()
-            .await
-            .unwrap()
+        self.endpoint().post_signed(path, params).await
     }
 
     pub async fn screen_pop(&self, call_sid: &str, token: &str) -> (u16, serde_json::Value) {
@@ -317,9 +309,43 @@ impl Doc {
     }
 }
 
+/// Where webhooks go: an in-process `TestApp` or a server process.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: String,
+    pub http: reqwest::Client,
+}
+
+impl Endpoint {
+    /// POSTs `params` to `path`, signed as Twilio signs for the public URL.
+    pub async fn post_signed(&self, path: &str, params: &[(String, String)]) -> reqwest::Response {
+        let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params);
+        self.http
+            .post(format!("{}{path}", self.addr))
+            .header("X-Twilio-Signature", sig)
+            .form(params)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub trait Reach {
+    fn endpoint(&self) -> Endpoint;
+}
+
+impl Reach for TestApp {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            addr: self.addr.clone(),
+            http: self.http.clone(),
+        }
+    }
+}
+
 /// A caller on the line: plays the call the way Twilio does.
-pub struct Caller<'a> {
-    pub app: &'a TestApp,
+pub struct Caller {
+    pub app: Endpoint,
     pub call_sid: String,
     pub from: String,
     pub to: String,
@@ -327,10 +353,10 @@ pub struct Caller<'a> {
     pub last: Option<Doc>,
 }
 
-impl<'a> Caller<'a> {
-    pub fn new(app: &'a TestApp, from: &str) -> Self {
+impl Caller {
+    pub fn new(app: &impl Reach, from: &str) -> Self {
         Self {
-            app,
+            app: app.endpoint(),
             call_sid: new_call_sid(),
             from: from.into(),
             to: DIALED.into(),
