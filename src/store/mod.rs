@@ -36,8 +36,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating on first use) `<data_dir>/callgate.db` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let manager = SqliteConnectionManager::file(&path).with_init(|c| {
             // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing
