@@ -84,7 +84,7 @@ impl Store {
 }
 
 /// Creates the data directory readable by its owner only; an existing one is left as it is.
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

@@ -216,7 +216,7 @@ impl Keyring {
 
 fn create_key_file(path: &Path) -> anyhow::Result<()> {
     let dir = path.parent().context("key file has no parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::store::create_private_dir(dir)?;
     let mut master = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(master.as_mut());
     let body = Zeroizing::new(format!(
