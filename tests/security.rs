@@ -268,6 +268,43 @@ async fn five_failures_lock_the_account_across_calls_and_a_correct_code_then_fai
 }
 
 #[tokio::test]
+async fn an_operator_can_lift_an_account_lock() {
+    let app = TestApp::spawn().await;
+    app.add_account("ACC-U", PHONE, Some(CODE), false);
+    for _ in 0..2 {
+        let mut c = Caller::new(&app, PHONE);
+        c.dial().await;
+        for _ in 0..3 {
+            c.press("111111#").await;
+        }
+    }
+    let mut locked = Caller::new(&app, PHONE);
+    locked.dial().await;
+    assert!(
+        locked
+            .press(&format!("{CODE}#"))
+            .await
+            .said()
+            .contains(WRONG_CODE)
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("--data-dir")
+        .arg(&app.data_dir)
+        .args(["account", "unlock", "ACC-U"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut after = Caller::new(&app, PHONE);
+    after.dial().await;
+    assert!(after.press(&format!("{CODE}#")).await.said().contains(MENU));
+}
+
+#[tokio::test]
 async fn wrong_totps_after_a_right_code_keep_counting_until_a_completed_verification() {
     let app = TestApp::spawn().await;
     let secret = app.add_account("ACC-T", PHONE, Some(CODE), true).unwrap();

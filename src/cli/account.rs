@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
 use crate::store::accounts::{self, NewAccount};
-use crate::store::{Store, call_codes, now_ms, to_rfc3339};
+use crate::store::{Store, call_codes, now_ms, throttle, to_rfc3339};
 use crate::verify::{Keyring, totp};
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +44,11 @@ pub enum AccountCommand {
         id: String,
     },
     Remove {
+        id: String,
+    },
+    /// Lift a lock on the account's keypad verification and forget its failure count (after
+    /// the customer's identity was confirmed another way).
+    Unlock {
         id: String,
     },
 }
@@ -137,6 +142,14 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 "created_at": to_rfc3339(account.created_at),
             });
             println!("{}", serde_json::to_string_pretty(&view)?);
+            Ok(())
+        }
+        AccountCommand::Unlock { id } => {
+            let store = Store::open(data_dir)?;
+            if !throttle::unlock_account(&*store.conn()?, &id)? {
+                bail!("no account with id {id}");
+            }
+            println!("account {id} unlocked");
             Ok(())
         }
         AccountCommand::Remove { id } => {

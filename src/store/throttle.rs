@@ -120,3 +120,12 @@ pub fn reset_account(conn: &Connection, account_id: &str) -> anyhow::Result<()> 
         .execute([account_id])?;
     Ok(())
 }
+
+/// Lifts an account's lock and forgets its failures; `false` if there is no such account.
+pub fn unlock_account(conn: &Connection, account_id: &str) -> anyhow::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE accounts SET failed_count = 0, locked_until = NULL WHERE id = ?1",
+        [account_id],
+    )?;
+    Ok(changed == 1)
+}

@@ -16,6 +16,8 @@ use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
 
+pub mod process;
+
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// What Twilio is configured with; the server listens elsewhere, as behind a proxy.
 pub const PUBLIC_URL: &str = "https://callgate.example";
