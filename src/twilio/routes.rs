@@ -51,7 +51,7 @@ async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<R
     let for_flow = params.clone();
     let result = state
         .store
-        .run(move |conn| flow::handle(conn, &ivr, &for_flow, event, now_ms()))
+        .write(move |conn| flow::handle(conn, &ivr, &for_flow, event, now_ms()))
         .await;
     let doc = result.unwrap_or_else(|e| {
         // The caller is on the line: a polite goodbye, not a 5xx (which Twilio would read out
@@ -81,7 +81,7 @@ async fn status_callback(
     tracing::info!(call_sid = %sid, status = %status, "status callback");
     state
         .store
-        .run(move |conn| calls::record_status(conn, &sid, &status, duration, now_ms()))
+        .write(move |conn| calls::record_status(conn, &sid, &status, duration, now_ms()))
         .await
         .map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)
