@@ -556,3 +556,20 @@ async fn health_check_answers_once_ready() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn withholding_the_number_does_not_escape_the_per_number_limit() {
+    let app = TestApp::spawn_with(|s| s.limits.number_max_failures = 4).await;
+    app.add_account("ACC-W", "+48609000000", Some(CODE), false);
+    // Four guesses, from "anonymous" and "restricted": both are the same withheld caller.
+    for from in ["anonymous", "restricted"] {
+        let mut c = Caller::new(&app, from);
+        c.dial().await;
+        c.press("99999999#").await;
+        c.press("99999998#").await;
+    }
+    let mut c = Caller::new(&app, "");
+    c.dial().await;
+    let doc = c.press(&format!("{CODE}#")).await;
+    assert!(doc.said().contains(WRONG_CODE), "{}", doc.said());
+}

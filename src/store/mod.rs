@@ -63,7 +63,11 @@ impl Store {
         let mut conn = pool.get().context("database connection")?;
         migrations::apply(&mut conn)
             .with_context(|| format!("migrating database {}", path.display()))?;
-        Ok(Self { pool, path, writer: Arc::new(Mutex::new(())) })
+        Ok(Self {
+            pool,
+            path,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -14,6 +14,8 @@ pub struct ServerProcess {
     pub http: reqwest::Client,
     /// Everything the server printed on stdout so far.
     pub stdout: Arc<Mutex<Vec<String>>>,
+    /// Everything it logged on stderr so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Reach for ServerProcess {
@@ -34,6 +36,11 @@ impl ServerProcess {
     /// Starts `callgate serve` on a random port with `extra` arguments and waits for its
     /// "serving" log line.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(data_dir, extra, "info")
+    }
+
+    /// Like `start_with`, logging at `level` (`RUST_LOG`).
+    pub fn start_logging(data_dir: &Path, extra: &[&str], level: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -44,7 +51,7 @@ impl ServerProcess {
             .arg("--sounds")
             .arg(repo_path("sounds"))
             .env("CALLGATE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .env_remove("CALLGATE_LOG_FORMAT")
             .env_remove("CALLGATE_PUBLIC_URL")
             .stdin(Stdio::null())
@@ -61,6 +68,8 @@ impl ServerProcess {
             }
         });
         let stderr = child.stderr.take().unwrap();
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let logged = stderr_lines.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -72,6 +81,7 @@ impl ServerProcess {
                             .to_owned(),
                     );
                 }
+                logged.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -82,6 +92,7 @@ impl ServerProcess {
             addr: format!("http://{addr}"),
             http: reqwest::Client::new(),
             stdout: stdout_lines,
+            stderr: stderr_lines,
         }
     }
 
