@@ -201,11 +201,26 @@ async fn malformed_webhooks_get_a_clear_400_never_a_5xx() {
     assert_eq!(r.status(), 404);
     let r = app
         .http
-        .get(format!("{}/twilio/voice", app.addr))
+        .put(format!("{}/twilio/voice", app.addr))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
+    let r = app
+        .http
+        .get(format!("{}/twilio/ivr/menu", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // An unsigned GET is refused like an unsigned POST.
+    let r = app
+        .http
+        .get(format!("{}/twilio/voice?CallSid=CA1", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]
@@ -572,4 +587,46 @@ async fn withholding_the_number_does_not_escape_the_per_number_limit() {
     c.dial().await;
     let doc = c.press(&format!("{CODE}#")).await;
     assert!(doc.said().contains(WRONG_CODE), "{}", doc.said());
+}
+
+#[tokio::test]
+async fn numbers_configured_for_get_are_signed_over_the_url_alone() {
+    let app = TestApp::spawn().await;
+    let sid = new_call_sid();
+    let query = format!(
+        "AccountSid=AC0&CallSid={sid}&CallStatus=ringing&From=%2B48601234567&To=%2B48221234567"
+    );
+    let path = format!("/twilio/voice?{query}");
+    let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), &[]);
+    let r = app
+        .http
+        .get(format!("{}{path}", app.addr))
+        .header("X-Twilio-Signature", &sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let xml = r.text().await.unwrap();
+    assert!(callgate::twilio::twiml::parse(&xml).is_ok(), "{xml}");
+    // The same signature does not cover another query.
+    let other = path.replace("ringing", "in-progress");
+    let r = app
+        .http
+        .get(format!("{}{other}", app.addr))
+        .header("X-Twilio-Signature", &sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The status callback by GET.
+    let status = format!("/twilio/status?CallSid={sid}&CallStatus=completed");
+    let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{status}"), &[]);
+    let r = app
+        .http
+        .get(format!("{}{status}", app.addr))
+        .header("X-Twilio-Signature", sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
 }

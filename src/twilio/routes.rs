@@ -1,5 +1,6 @@
 //! The webhook endpoints: `POST /twilio/voice` (a call comes in), `POST /twilio/ivr/{step}` (the
-//! flow's own `<Gather>`/`<Redirect>`/`<Dial>` actions) and `POST /twilio/status`.
+//! flow's own `<Gather>`/`<Redirect>`/`<Dial>` actions) and `POST /twilio/status`. The two URLs
+//! configured on the number also answer GET, for numbers set to call with GET.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,9 +16,9 @@ use crate::store::{calls, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/twilio/voice", post(incoming_call))
+        .route("/twilio/voice", post(incoming_call).get(incoming_call))
         .route("/twilio/ivr/{step}", post(flow_step))
-        .route("/twilio/status", post(status_callback))
+        .route("/twilio/status", post(status_callback).get(status_callback))
 }
 
 async fn incoming_call(

@@ -38,6 +38,9 @@ impl FromRequest<AppState> for SignedForm {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let uri = req.uri().clone();
+        // A number can be configured to call with GET: the parameters then travel in the query
+        // string, which is part of the signed URL, and nothing else is signed.
+        let is_get = req.method() == axum::http::Method::GET;
         let header = req
             .headers()
             .get("x-twilio-signature")
@@ -46,14 +49,19 @@ impl FromRequest<AppState> for SignedForm {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
-        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|_| {
-            ApiError::BadRequest("body is not a form-encoded parameter list".into())
-        })?;
+        let form = if is_get {
+            uri.query().unwrap_or_default().as_bytes()
+        } else {
+            &body[..]
+        };
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(form)
+            .map_err(|_| ApiError::BadRequest("parameters are not a form-encoded list".into()))?;
+        let signed_params: &[(String, String)] = if is_get { &[] } else { &params };
         let settings = &state.settings;
         if !settings.insecure_skip_signature {
             let url = signed_url(&settings.public_url, &uri);
             let valid = header.as_deref().is_some_and(|h| {
-                signature::is_valid(settings.twilio_auth_tokens(), &url, &params, h)
+                signature::is_valid(settings.twilio_auth_tokens(), &url, signed_params, h)
             });
             if !valid {
                 tracing::warn!(
