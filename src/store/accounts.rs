@@ -80,59 +80,70 @@ pub fn add(
     if exists {
         return Err(AddAccountError::DuplicateId(new.id.to_string()));
     }
-    let code = match new.code {
-        Some(code) => {
-            let candidates = keys.keyed_hash_candidates(Purpose::AccountCode, code.expose());
-            for (_, hash) in &candidates {
-                let taken: bool = tx
-                    .query_row(
-                        "SELECT EXISTS(SELECT 1 FROM accounts WHERE code_hash = ?1)",
-                        [hash],
-                        |r| r.get(0),
-                    )
-                    .context("checking code")?;
-                if taken {
-                    return Err(AddAccountError::DuplicateCode);
-                }
+    if let Some(code) = new.code {
+        let candidates = keys.keyed_hash_candidates(Purpose::AccountCode, code.expose());
+        for (_, hash) in &candidates {
+            let taken: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM accounts WHERE code_hash = ?1)",
+                    [hash],
+                    |r| r.get(0),
+                )
+                .context("checking code")?;
+            if taken {
+                return Err(AddAccountError::DuplicateCode);
             }
-            for (_, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code.expose()) {
-                let live: bool = tx
-                    .query_row(
-                        "SELECT EXISTS(SELECT 1 FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2)",
-                        params![hash, now],
-                        |r| r.get(0),
-                    )
-                    .context("checking call codes")?;
-                if live {
-                    return Err(AddAccountError::DuplicateCode);
-                }
-            }
-            Some(keys.keyed_hash(Purpose::AccountCode, code.expose()))
         }
-        None => None,
-    };
+        for (_, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code.expose()) {
+            let live: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2)",
+                    params![hash, now],
+                    |r| r.get(0),
+                )
+                .context("checking call codes")?;
+            if live {
+                return Err(AddAccountError::DuplicateCode);
+            }
+        }
+    }
+    insert(&tx, keys, new, now)?;
+    tx.commit().context("commit")?;
+    Ok(())
+}
+
+/// Writes the account row, sealing its secrets; the caller has checked for duplicates (or is
+/// seeding test data it generated itself) and owns the transaction.
+pub fn insert(
+    conn: &Connection,
+    keys: &Keyring,
+    new: &NewAccount<'_>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let code = new
+        .code
+        .map(|c| keys.keyed_hash(Purpose::AccountCode, c.expose()));
     let totp = match new.totp_secret {
         Some(secret) => Some(keys.encrypt(secret, new.id.as_str())?),
         None => None,
     };
     let attributes = serde_json::to_string(new.attributes).context("attributes")?;
-    tx.execute(
+    conn.prepare_cached(
         "INSERT INTO accounts (id, name, phone, code_hash, code_key_version, totp_secret, totp_key_version, attributes, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            new.id.as_str(),
-            new.name.as_str(),
-            new.phone.as_str(),
-            code.as_ref().map(|(_, h)| h),
-            code.as_ref().map(|(v, _)| v),
-            totp.as_ref().map(|(_, s)| s),
-            totp.as_ref().map(|(v, _)| v),
-            attributes,
-            now
-        ],
-    )
+    )?
+    .execute(params![
+        new.id.as_str(),
+        new.name.as_str(),
+        new.phone.as_str(),
+        code.as_ref().map(|(_, h)| h),
+        code.as_ref().map(|(v, _)| v),
+        totp.as_ref().map(|(_, s)| s),
+        totp.as_ref().map(|(v, _)| v),
+        attributes,
+        now
+    ])
     .context("inserting account")?;
-    tx.commit().context("commit")?;
     Ok(())
 }
 
