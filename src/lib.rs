@@ -8,6 +8,7 @@
 //! - `store/`: SQLite storage.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+//! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
 
 pub mod agent;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ivr;
+pub mod loadtest;
 pub mod softphone;
 pub mod startup;
 pub mod store;

@@ -53,6 +53,20 @@ pub enum Command {
     User(user::UserCommand),
     /// A terminal softphone: call a running callgate the way Twilio does.
     Call(crate::softphone::CallArgs),
+    /// Play many calls against a server and report throughput and latency (see BENCHMARKS.md).
+    Loadtest(crate::loadtest::LoadtestArgs),
+    /// Add load-test accounts (public codes: never beside real accounts) and call history.
+    Seed {
+        /// Load-test accounts to hold (LOAD-0000000 ...).
+        #[arg(long)]
+        accounts: u64,
+        /// Finished calls of history to hold.
+        #[arg(long, default_value_t = 0)]
+        calls: u64,
+        /// Seed even though the data directory holds real accounts.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -64,6 +78,12 @@ pub async fn run() -> ExitCode {
         Command::Account(cmd) => account::run(cmd, &cli.data_dir, cli.region),
         Command::User(cmd) => user::run(cmd, &cli.data_dir),
         Command::Call(args) => crate::softphone::run(args).await,
+        Command::Loadtest(args) => crate::loadtest::run(args).await,
+        Command::Seed {
+            accounts,
+            calls,
+            force,
+        } => seed(&cli.data_dir, accounts, calls, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +92,19 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn seed(data_dir: &std::path::Path, accounts: u64, calls: u64, force: bool) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(data_dir)?;
+    let keys = crate::verify::Keyring::load_or_create(data_dir)?;
+    let started = std::time::Instant::now();
+    let added =
+        crate::loadtest::fixtures::seed(&mut *store.conn()?, &keys, accounts, calls, force)?;
+    println!(
+        "seeded {added} load-test account(s) (LOAD-0000000..) and up to {calls} finished call(s) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level, `CALLGATE_LOG_FORMAT=json` gives JSON lines.
