@@ -13,6 +13,7 @@ async fn the_generator_plays_every_path_without_errors() {
     assert_eq!(added, 40);
     let plan = Plan {
         calls: 48,
+        duration: None,
         concurrency: 6,
         rate: None,
         mix: loadtest::parse_mix("caller_id=1,totp=1,wrong=1,silence=1").unwrap(),
@@ -55,6 +56,7 @@ async fn open_loop_and_baseline_modes_run() {
     fixtures::seed(&mut app.store().conn().unwrap(), &app.keys(), 10, 0, false).unwrap();
     let plan = Plan {
         calls: 10,
+        duration: None,
         concurrency: 1,
         rate: Some(200.0),
         mix: loadtest::parse_mix("caller_id=1,wrong=1").unwrap(),

@@ -55,6 +55,13 @@ pub struct LoadtestArgs {
     /// Process id of the server, to sample its memory (Linux /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Stop starting calls after this long (e.g. 10m), even if --calls are not all played.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// After the closed loop, run an open loop at half of callgate's closed-loop webhooks/s,
+    /// against the baseline too when one is given (same rate for both).
+    #[arg(long)]
+    pub then_open_at_half: bool,
     /// Write the results as JSON to this file as well.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -64,6 +71,8 @@ pub struct LoadtestArgs {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub calls: u64,
+    /// No call starts after this long.
+    pub duration: Option<Duration>,
     pub concurrency: usize,
     pub rate: Option<f64>,
     pub mix: Vec<(Path, u32)>,
@@ -96,6 +105,7 @@ pub fn parse_mix(spec: &str) -> anyhow::Result<Vec<(Path, u32)>> {
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     let plan = Plan {
         calls: args.calls,
+        duration: args.duration,
         concurrency: args.concurrency.max(1),
         rate: args.rate,
         mix: parse_mix(&args.mix)?,
@@ -104,27 +114,22 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     if plan.accounts < 2 {
         bail!("--accounts must be at least 2 (seed them with `callgate seed --accounts N`)");
     }
-    let mut reports = Vec::new();
-    if let Some(baseline) = &args.baseline_url {
-        let report = play(&target(baseline, &args.token, &plan, true)?, &plan, None).await;
-        println!("{}", report.render("baseline (fixed TwiML)"));
-        reports.push(("baseline", report));
+    let mut reports = compare(&args, &plan, "").await?;
+    if args.then_open_at_half && plan.rate.is_none() {
+        let closed = reports
+            .iter()
+            .find(|(name, _)| name == "callgate")
+            .map(|(_, r)| r.webhooks_per_sec);
+        let open = Plan {
+            rate: Some(closed.unwrap_or_default() / 2.0),
+            ..plan.clone()
+        };
+        reports.extend(compare(&args, &open, "open_").await?);
     }
-    let report = play(
-        &target(&args.url, &args.token, &plan, false)?,
-        &plan,
-        args.server_pid,
-    )
-    .await;
-    println!("{}", report.render("callgate"));
-    if let Some((_, base)) = reports.first() {
-        println!("{}", report::ratios(base, &report));
-    }
-    reports.push(("callgate", report));
     if let Some(path) = &args.json {
         let json: serde_json::Map<String, serde_json::Value> = reports
             .iter()
-            .map(|(name, r)| Ok((name.to_string(), serde_json::to_value(r)?)))
+            .map(|(name, r)| Ok((name.clone(), serde_json::to_value(r)?)))
             .collect::<anyhow::Result<_>>()?;
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -134,6 +139,32 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         eprintln!("{errors} webhook(s) failed; see the errors by kind above");
     }
     Ok(())
+}
+
+/// The plan against the baseline (if any) and then callgate, with their ratio.
+async fn compare(
+    args: &LoadtestArgs,
+    plan: &Plan,
+    prefix: &str,
+) -> anyhow::Result<Vec<(String, Report)>> {
+    let mut reports = Vec::new();
+    if let Some(baseline) = &args.baseline_url {
+        let report = play(&target(baseline, &args.token, plan, true)?, plan, None).await;
+        println!("{}", report.render("baseline (fixed TwiML)"));
+        reports.push((format!("{prefix}baseline"), report));
+    }
+    let report = play(
+        &target(&args.url, &args.token, plan, false)?,
+        plan,
+        args.server_pid,
+    )
+    .await;
+    println!("{}", report.render("callgate"));
+    if let Some((_, base)) = reports.first() {
+        println!("{}", report::ratios(base, &report));
+    }
+    reports.push((format!("{prefix}callgate"), report));
+    Ok(reports)
 }
 
 pub fn target(base: &str, token: &str, plan: &Plan, blind: bool) -> anyhow::Result<Target> {
@@ -243,10 +274,11 @@ async fn closed_loop(
             next.clone(),
         );
         let calls = plan.calls;
+        let deadline = plan.duration.map(|d| Instant::now() + d);
         workers.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= calls {
+                if n >= calls || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
                 let (path, fixture, from) = chooser.pick(n);
@@ -276,6 +308,9 @@ async fn open_loop(
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..plan.calls {
         let due = start + interval.mul_f64(n as f64);
+        if plan.duration.is_some_and(|d| due - start >= d) {
+            break;
+        }
         tokio::time::sleep_until(due).await;
         let (target, chooser, collector) = (target.clone(), chooser.clone(), collector.clone());
         calls.spawn(async move {
