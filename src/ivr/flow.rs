@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use anyhow::Context;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use super::script::{Department, HandoffKind, Script, ScriptSet};
 use super::sounds::SoundIndex;
@@ -124,18 +124,16 @@ pub enum Event {
     HandoffResult(Option<String>),
 }
 
-/// Runs one webhook. Any error leaves the database as it was (the transaction is dropped).
+/// Runs one webhook inside the caller's transaction (the store's writer gives each webhook a
+/// savepoint of its own): any error leaves the database as it was.
 pub fn handle(
-    conn: &mut Connection,
+    conn: &Connection,
     ctx: &IvrContext,
     params: &VoiceParams,
     event: Event,
     now: i64,
 ) -> anyhow::Result<Response> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context("begin")?;
-    let existing = calls::get(&tx, params.call_sid.as_str())?;
+    let existing = calls::get(conn, params.call_sid.as_str())?;
     let fresh = existing.is_none();
     let mut call = match existing {
         Some(call) => call,
@@ -143,7 +141,7 @@ pub fn handle(
     };
     let script = ctx.scripts.by_name(&call.script);
     let mut flow = Flow {
-        conn: &tx,
+        conn,
         ctx,
         script: &script,
         call: &mut call,
@@ -162,8 +160,7 @@ pub fn handle(
         Event::Input(_) => flow.resume(),
         Event::HandoffResult(result) => flow.after_handoff(result.as_deref()),
     };
-    calls::save(&tx, &call, now)?;
-    tx.commit().context("commit")?;
+    calls::save(conn, &call, now)?;
     Ok(doc)
 }
 

@@ -9,9 +9,10 @@ pub mod calls;
 mod migrations;
 pub mod throttle;
 pub mod users;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,12 +27,10 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub struct Store {
     pool: Pool,
     path: PathBuf,
-    /// Serialises this process's write transactions. SQLite allows one writer at a time; when
-    /// several connections race for it, the losers sleep in SQLite's busy handler with growing
-    /// back-off (up to 100 ms a try), which showed up as 100 ms+ tails under load. Queueing
-    /// here hands the write lock over at once. Other processes (the CLI) still meet the
-    /// busy timeout.
-    writer: Arc<Mutex<()>>,
+    /// The single writer (started on first use, so CLI commands never start it). SQLite allows
+    /// one writer at a time; connections racing for it sleep in SQLite's busy handler with
+    /// growing back-off, which showed up as 100 ms+ tails under load.
+    writer: Arc<OnceLock<writer::Writer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -45,16 +44,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let manager = SqliteConnectionManager::file(&path).with_init(|c| {
-            // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing
-            // on a process crash (kill -9); busy_timeout lets the CLI and the server share it.
-            c.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;",
-            )
-        });
+        let manager = SqliteConnectionManager::file(&path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
@@ -66,7 +56,7 @@ impl Store {
         Ok(Self {
             pool,
             path,
-            writer: Arc::new(Mutex::new(())),
+            writer: Arc::new(OnceLock::new()),
         })
     }
 
@@ -95,23 +85,42 @@ impl Store {
 }
 
 impl Store {
-    /// Like `run`, for work that writes: one write transaction of this process at a time.
+    /// Runs write work in the single writer's next transaction (group commit) and returns its
+    /// result once that transaction is committed.
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().context("database connection")?;
-            // A poisoned lock only means another write panicked; the database rolled it back.
-            let _turn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            work(&mut conn)
-        })
-        .await
-        .context("database task")?
+        let writer = match self.writer.get() {
+            Some(w) => w,
+            None => {
+                let conn = open_connection(&self.path)?;
+                let started = writer::Writer::start(conn)?;
+                // Another task may have started one meanwhile; then ours stops at once.
+                let _ = self.writer.set(started);
+                self.writer.get().context("database writer")?
+            }
+        };
+        writer.write(work).await
     }
+}
+
+/// WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
+/// process crash (kill -9); busy_timeout lets the CLI and the server share the file.
+fn configure(c: &mut Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    configure(&mut conn)?;
+    Ok(conn)
 }
 
 /// Creates the data directory readable by its owner only; an existing one is left as it is.

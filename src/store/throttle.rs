@@ -105,13 +105,35 @@ pub fn record_failure(
         outcome.number_locked = true;
     }
 
-    let last_minute: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM failures WHERE at > ?1")?
-        .query_row([now - 60_000], |r| r.get(0))?;
+    let last_minute = failures_last_minute(conn, now)?;
     if last_minute > i64::from(limits.global_alert_per_minute) {
         outcome.global_alert = Some(last_minute);
     }
     Ok(outcome)
+}
+
+/// Counts one failure in this minute's bucket and estimates the failures of the last 60 s: this
+/// minute's count plus the previous minute's, weighted by how much of it is still in the window.
+fn failures_last_minute(conn: &Connection, now: i64) -> anyhow::Result<i64> {
+    let minute = now.div_euclid(60_000);
+    let count: i64 = conn
+        .prepare_cached(
+            "INSERT INTO failure_minutes (minute, count) VALUES (?1, 1)
+             ON CONFLICT(minute) DO UPDATE SET count = count + 1 RETURNING count",
+        )?
+        .query_row([minute], |r| r.get(0))?;
+    if count == 1 {
+        // A new minute: drop buckets nobody will read again.
+        conn.prepare_cached("DELETE FROM failure_minutes WHERE minute < ?1")?
+            .execute([minute - 1])?;
+    }
+    let previous: i64 = conn
+        .prepare_cached("SELECT count FROM failure_minutes WHERE minute = ?1")?
+        .query_row([minute - 1], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let still_in_window = 1.0 - (now.rem_euclid(60_000) as f64 / 60_000.0);
+    Ok(count + (previous as f64 * still_in_window).round() as i64)
 }
 
 /// A completed verification forgives the account's earlier failures.
