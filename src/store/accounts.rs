@@ -148,13 +148,10 @@ pub fn insert(
 }
 
 pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Account>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()
-    .context("reading account")
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+        .context("reading account")
 }
 
 pub fn list(conn: &Connection) -> anyhow::Result<Vec<Account>> {

@@ -121,8 +121,21 @@ pub fn get(conn: &Connection, call_sid: &str) -> anyhow::Result<Option<Call>> {
 /// Inserts or replaces the whole row.
 pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO calls ({COLUMNS}, level, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+        // An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts the row, rewriting
+        // its index entries on every webhook.
+        "INSERT INTO calls ({COLUMNS}, level, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         ON CONFLICT(call_sid) DO UPDATE SET
+            caller = excluded.caller, called = excluded.called, stir_verstat = excluded.stir_verstat,
+            script = excluded.script, script_version = excluded.script_version, language = excluded.language,
+            step = excluded.step, step_attempts = excluded.step_attempts, step_silences = excluded.step_silences,
+            account_id = excluded.account_id, caller_id_match = excluded.caller_id_match,
+            factors = excluded.factors, failed_attempts = excluded.failed_attempts,
+            category = excluded.category, handoff = excluded.handoff, status = excluded.status,
+            end_reason = excluded.end_reason, started_at = excluded.started_at,
+            verified_at = excluded.verified_at, handed_off_at = excluded.handed_off_at,
+            ended_at = excluded.ended_at, duration_secs = excluded.duration_secs,
+            level = excluded.level, updated_at = excluded.updated_at"
     ))?
     .execute(params![
         call.call_sid,

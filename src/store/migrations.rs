@@ -99,6 +99,8 @@ CREATE TABLE failure_minutes (
     minute  INTEGER PRIMARY KEY,   -- ms since the epoch / 60000
     count   INTEGER NOT NULL
 ) STRICT;
+-- Only the old global count read it; every failure paid for keeping it.
+DROP INDEX failures_by_time;
 "#;
 
 fn migrations() -> Migrations<'static> {

@@ -96,7 +96,7 @@ impl Store {
             Some(w) => w,
             None => {
                 let conn = open_connection(&self.path)?;
-                let started = writer::Writer::start(conn)?;
+                let started = writer::Writer::start(conn, open_connection(&self.path)?)?;
                 // Another task may have started one meanwhile; then ours stops at once.
                 let _ = self.writer.set(started);
                 self.writer.get().context("database writer")?

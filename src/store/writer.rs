@@ -10,6 +10,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rusqlite::{Connection, TransactionBehavior};
@@ -23,17 +24,40 @@ const MAX_BATCH: usize = 256;
 
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Dropping it stops the checkpointer.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The writer checkpoints by itself only if the WAL grows past this many pages (the background
+/// checkpointer normally keeps it far below).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
 impl Writer {
-    /// Starts the writer thread on `conn`. The thread ends when the `Writer` is dropped.
-    pub fn start(conn: Connection) -> anyhow::Result<Self> {
+    /// Starts the writer thread on `conn`, and a checkpointer on `checkpoints` (another
+    /// connection to the same file). Both threads end when the `Writer` is dropped.
+    ///
+    /// SQLite's automatic checkpoint runs inside the commit that crosses the threshold, stalling
+    /// the writer for milliseconds (5% of server CPU and the open-loop p99 in the profile). A
+    /// PASSIVE checkpoint from another connection never blocks the writer.
+    pub fn start(conn: Connection, checkpoints: Connection) -> anyhow::Result<Self> {
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .context("configuring the writer")?;
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("callgate-writer".into())
             .spawn(move || run(conn, queue))
             .context("starting the database writer")?;
-        Ok(Self { jobs })
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("callgate-checkpoint".into())
+            .spawn(move || checkpoint_until_stopped(&checkpoints, &stopped))
+            .context("starting the checkpointer")?;
+        Ok(Self {
+            jobs,
+            _stop_checkpoints: stop,
+        })
     }
 
     /// Runs `work` in the writer's next transaction and returns its result once committed.
@@ -80,6 +104,14 @@ fn in_savepoint<T>(
     result
 }
 
+fn checkpoint_until_stopped(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint by itself");
+        }
+    }
+}
+
 fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -124,7 +156,8 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY);")
             .unwrap();
-        (dir, Writer::start(conn).unwrap(), path)
+        let checkpoints = Connection::open(&path).unwrap();
+        (dir, Writer::start(conn, checkpoints).unwrap(), path)
     }
 
     fn values(path: &std::path::Path) -> Vec<i64> {
