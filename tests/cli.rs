@@ -1047,3 +1047,38 @@ fn serve_refuses_to_start_with_a_blank_twilio_auth_token() {
     let out = serve_expecting_exit(dir.path(), &[("CALLGATE_TWILIO_AUTH_TOKEN", " , ")]);
     assert_refused(&out, "CALLGATE_TWILIO_AUTH_TOKEN");
 }
+
+#[test]
+fn database_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = callgate(
+        &data,
+        &[
+            "account",
+            "add",
+            "--id",
+            "ACC-1",
+            "--name",
+            "Jan",
+            "--phone",
+            "601 555 777",
+        ],
+    );
+    assert!(out.status.success());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data directory");
+    for name in [
+        "callgate.db",
+        "callgate.db-wal",
+        "callgate.db-shm",
+        "callgate.key",
+    ] {
+        let file = data.join(name);
+        if file.exists() {
+            assert_eq!(mode(&file), 0o600, "{name}");
+        }
+    }
+    assert!(data.join("callgate.db").exists());
+}

@@ -44,6 +44,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        restrict_database_files(&path)?;
         let manager = SqliteConnectionManager::file(&path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
@@ -104,6 +105,30 @@ impl Store {
         };
         writer.write(work).await
     }
+}
+
+/// The database holds names and phone numbers: readable by its owner only. The file is created
+/// 0600 before SQLite opens it (an empty file is a valid new database), so that the -wal and
+/// -shm files, which SQLite creates with the database's permissions, are private too.
+fn restrict_database_files(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("restricting {}", file.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
