@@ -206,9 +206,13 @@ fn path_table(mix: &[(Path, u32)]) -> Vec<Path> {
 struct Chooser {
     table: Vec<Path>,
     accounts: u64,
-    next_any: AtomicU64,
-    next_totp: AtomicU64,
 }
+
+/// Shared by every phase of a run (closed loop, then open loop): a phase that started again at
+/// the first account would present TOTP steps the previous phase had just used, and the server
+/// rightly refuses those as replays.
+static NEXT_ANY: AtomicU64 = AtomicU64::new(0);
+static NEXT_TOTP: AtomicU64 = AtomicU64::new(0);
 
 impl Chooser {
     fn pick(&self, n: u64) -> (Path, fixtures::Fixture, String) {
@@ -216,7 +220,7 @@ impl Chooser {
         match path {
             Path::CallerId => {
                 let f = fixtures::fixture(
-                    self.next_any.fetch_add(1, Ordering::Relaxed) % self.accounts,
+                    NEXT_ANY.fetch_add(1, Ordering::Relaxed) % self.accounts,
                 );
                 let from = f.phone.clone();
                 (path, f, from)
@@ -224,7 +228,7 @@ impl Chooser {
             Path::CodeTotp => {
                 let with_totp = self.accounts.div_ceil(2);
                 let f = fixtures::fixture(
-                    2 * (self.next_totp.fetch_add(1, Ordering::Relaxed) % with_totp),
+                    2 * (NEXT_TOTP.fetch_add(1, Ordering::Relaxed) % with_totp),
                 );
                 (path, f, fixtures::stranger_number())
             }
@@ -240,8 +244,6 @@ pub async fn play(target: &Target, plan: &Plan, server_pid: Option<u32>) -> Repo
     let chooser = Arc::new(Chooser {
         table: path_table(&plan.mix),
         accounts: plan.accounts.max(1),
-        next_any: AtomicU64::new(0),
-        next_totp: AtomicU64::new(0),
     });
     let collector = Arc::new(report::Collector::default());
     let memory = server_pid.map(report::MemorySampler::start);
