@@ -103,7 +103,12 @@ pub fn seed(
         }
         tx.commit()?;
     }
-    seed_history(conn, accounts.max(1), finished_calls, now)?;
+    if finished_calls > 0 {
+        if accounts == 0 {
+            bail!("call history needs at least one load-test account (--accounts)");
+        }
+        seed_history(conn, accounts, finished_calls, now)?;
+    }
     Ok(accounts.saturating_sub(start))
 }
 

@@ -219,17 +219,14 @@ impl Chooser {
         let path = self.table[(n % self.table.len() as u64) as usize];
         match path {
             Path::CallerId => {
-                let f = fixtures::fixture(
-                    NEXT_ANY.fetch_add(1, Ordering::Relaxed) % self.accounts,
-                );
+                let f = fixtures::fixture(NEXT_ANY.fetch_add(1, Ordering::Relaxed) % self.accounts);
                 let from = f.phone.clone();
                 (path, f, from)
             }
             Path::CodeTotp => {
                 let with_totp = self.accounts.div_ceil(2);
-                let f = fixtures::fixture(
-                    2 * (NEXT_TOTP.fetch_add(1, Ordering::Relaxed) % with_totp),
-                );
+                let f =
+                    fixtures::fixture(2 * (NEXT_TOTP.fetch_add(1, Ordering::Relaxed) % with_totp));
                 (path, f, fixtures::stranger_number())
             }
             Path::WrongCodes | Path::Silence => {
