@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::fixtures::{self, Fixture};
-use crate::twilio::signature;
+use crate::twilio::client::{self, CallLeg};
 use crate::twilio::twiml::{self, Verb};
 use crate::verify::totp;
 
@@ -133,8 +133,7 @@ fn redirect_of(doc: &twiml::Response) -> Option<String> {
 
 pub struct Call<'a> {
     target: &'a Target,
-    call_sid: String,
-    from: String,
+    leg: CallLeg,
     /// Latency is measured from here: the scheduled start of the webhook (open loop) or the
     /// moment the previous answer arrived (the caller acts at once).
     due: Instant,
@@ -143,33 +142,16 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn new(target: &'a Target, from: String, due: Instant) -> Self {
-        let sid = uuid::Uuid::new_v4().simple().to_string();
         Self {
             target,
-            call_sid: format!("CA{sid}"),
-            from,
+            leg: CallLeg::new(&from, "+48221234567"),
             due,
             samples: Vec::with_capacity(6),
         }
     }
 
     fn params(&self, status: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut p: Vec<(String, String)> = [
-            ("AccountSid", "AC00000000000000000000000000000000"),
-            ("ApiVersion", "2010-04-01"),
-            ("CallSid", self.call_sid.as_str()),
-            ("CallStatus", status),
-            ("Called", "+48221234567"),
-            ("Caller", self.from.as_str()),
-            ("Direction", "inbound"),
-            ("From", self.from.as_str()),
-            ("To", "+48221234567"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        p.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        p
+        self.leg.params(status, extra)
     }
 
     /// One signed POST; returns the parsed answer, or records an error and returns `None`.
@@ -184,15 +166,8 @@ impl<'a> Call<'a> {
         } else {
             format!("{}{url}", self.target.base)
         };
-        let sig = signature::compute(&self.target.token, &url, &params);
-        let result = self
-            .target
-            .http
-            .post(&url)
-            .header("X-Twilio-Signature", sig)
-            .form(&params)
-            .send()
-            .await;
+        let result =
+            client::post_signed(&self.target.http, &self.target.token, &url, &params).await;
         let outcome = match result {
             Err(e) if e.is_timeout() => Err("timeout".to_owned()),
             Err(e) if e.is_connect() => Err("connect".to_owned()),

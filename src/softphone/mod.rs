@@ -7,9 +7,8 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rand::RngCore;
 
-use crate::twilio::signature;
+use crate::twilio::client::{self, CallLeg};
 use crate::twilio::twiml::{self, DialTarget, Prompt, Verb};
 
 #[derive(Debug, Args)]
@@ -64,7 +63,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
 pub struct Softphone {
     args: CallArgs,
     token: String,
-    call_sid: String,
+    leg: CallLeg,
     http: reqwest::Client,
 }
 
@@ -82,12 +81,12 @@ impl Softphone {
             .and_then(|t| t.split(',').map(str::trim).find(|t| !t.is_empty()))
             .map(str::to_owned)
             .unwrap_or_default();
-        let mut sid = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut sid);
+        let mut leg = CallLeg::new(&args.from, &args.to);
+        leg.stir_verstat = args.stir.clone();
         Ok(Self {
             args,
             token,
-            call_sid: format!("CA{}", hex::encode(sid)),
+            leg,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(15))
                 .build()?,
@@ -95,28 +94,11 @@ impl Softphone {
     }
 
     pub fn call_sid(&self) -> &str {
-        &self.call_sid
+        &self.leg.call_sid
     }
 
     fn base_params(&self, status: &str) -> Vec<(String, String)> {
-        let mut p: Vec<(String, String)> = [
-            ("AccountSid", "AC00000000000000000000000000000000"),
-            ("ApiVersion", "2010-04-01"),
-            ("CallSid", self.call_sid.as_str()),
-            ("CallStatus", status),
-            ("Called", self.args.to.as_str()),
-            ("Caller", self.args.from.as_str()),
-            ("Direction", "inbound"),
-            ("From", self.args.from.as_str()),
-            ("To", self.args.to.as_str()),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        if let Some(stir) = &self.args.stir {
-            p.push(("StirVerstat".into(), stir.clone()));
-        }
-        p
+        self.leg.params(status, &[])
     }
 
     async fn post(
@@ -124,17 +106,9 @@ impl Softphone {
         url: &str,
         params: &[(String, String)],
     ) -> anyhow::Result<reqwest::Response> {
-        let sig = signature::compute(&self.token, url, params);
-        let response = self
-            .http
-            .post(url)
-            .header("X-Twilio-Signature", sig)
-            .header("User-Agent", "TwilioProxy/1.1 (callgate softphone)")
-            .form(params)
-            .send()
+        client::post_signed(&self.http, &self.token, url, params)
             .await
-            .with_context(|| format!("POST {url}"))?;
-        Ok(response)
+            .with_context(|| format!("POST {url}"))
     }
 
     /// Plays the whole call, reading keys from `keys` and writing what the caller hears to `out`.
@@ -147,7 +121,7 @@ impl Softphone {
         writeln!(
             out,
             "calling {} from {} (CallSid {})",
-            self.args.to, self.args.from, self.call_sid
+            self.args.to, self.args.from, self.leg.call_sid
         )?;
         let mut next = Next::Fetch(format!("{base}/twilio/voice"), self.base_params("ringing"));
         let mut handed_off = false;
@@ -282,7 +256,7 @@ impl Softphone {
         };
         let response = self
             .http
-            .get(format!("{base}/api/calls/{}", self.call_sid))
+            .get(format!("{base}/api/calls/{}", self.leg.call_sid))
             .bearer_auth(token)
             .send()
             .await?;
