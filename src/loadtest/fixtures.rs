@@ -48,9 +48,16 @@ pub fn wrong_code() -> String {
     format!("1{:09}", rand::thread_rng().gen_range(0..1_000_000_000u64))
 }
 
-/// A caller ID registered to no fixture.
+/// A caller ID registered to no fixture, for legitimate callers (+48 79x xxx xxx).
 pub fn stranger_number() -> String {
-    format!("+48790{:06}", rand::thread_rng().gen_range(0..1_000_000u32))
+    format!("+4879{:07}", rand::thread_rng().gen_range(0..10_000_000u32))
+}
+
+/// A caller ID for guessers (+48 78x xxx xxx), apart from the legitimate callers' numbers: a
+/// number that guessed wrong often enough is locked out, rightly, and a legitimate call must
+/// not land on it by chance.
+pub fn guesser_number() -> String {
+    format!("+4878{:07}", rand::thread_rng().gen_range(0..10_000_000u32))
 }
 
 /// Adds fixtures `0..accounts` (those missing) and `finished_calls` finished calls of history,
@@ -182,6 +189,11 @@ mod tests {
         assert_ne!(fixture(1).code, fixture(2).code);
         assert!(fixture(2).totp_secret.is_some() && fixture(3).totp_secret.is_none());
         assert!(PhoneNumber::parse(&stranger_number(), region).is_ok());
+        assert!(PhoneNumber::parse(&guesser_number(), region).is_ok());
+        assert!(
+            PhoneNumber::parse("+48780000000", region).is_ok()
+                && PhoneNumber::parse("+48799999999", region).is_ok()
+        );
         assert_eq!(wrong_code().len(), 10);
     }
 }

@@ -229,9 +229,8 @@ impl Chooser {
                     fixtures::fixture(2 * (NEXT_TOTP.fetch_add(1, Ordering::Relaxed) % with_totp));
                 (path, f, fixtures::stranger_number())
             }
-            Path::WrongCodes | Path::Silence => {
-                (path, fixtures::fixture(0), fixtures::stranger_number())
-            }
+            Path::WrongCodes => (path, fixtures::fixture(0), fixtures::guesser_number()),
+            Path::Silence => (path, fixtures::fixture(0), fixtures::stranger_number()),
         }
     }
 }

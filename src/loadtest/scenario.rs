@@ -270,8 +270,8 @@ impl<'a> Call<'a> {
                     };
                     next = classify(&doc);
                     if !matches!(&next, Next::Gather(u) if u.ends_with("/menu")) {
-                        // The same account's TOTP step already used by another call: refused.
-                        self.unexpected("totp_replay");
+                        // A TOTP step another call already used (a replay), or a locked number.
+                        self.unexpected("totp_refused");
                         return self.finish().await;
                     }
                 }
