@@ -12,6 +12,7 @@ use callgate::startup::{AppState, serve};
 use callgate::store::accounts::{self, NewAccount};
 use callgate::store::users::{self, Role};
 use callgate::store::{Store, call_codes, now_ms};
+use callgate::twilio::client::CallLeg;
 use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
@@ -367,27 +368,16 @@ impl Caller {
         }
     }
 
+    /// What Twilio sends for this call, plus location parameters (often empty) that callgate
+    /// does not read: unknown parameters must never hurt.
     pub fn params(&self, status: &str) -> Vec<(String, String)> {
-        let mut p: Vec<(String, String)> = [
-            ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
-            ("ApiVersion", "2010-04-01"),
-            ("CallSid", self.call_sid.as_str()),
-            ("CallStatus", status),
-            ("Called", self.to.as_str()),
-            ("Caller", self.from.as_str()),
-            ("Direction", "inbound"),
-            ("From", self.from.as_str()),
-            ("To", self.to.as_str()),
-            ("FromCountry", "PL"),
-            ("FromCity", ""),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        if let Some(stir) = &self.stir {
-            p.push(("StirVerstat".into(), stir.clone()));
-        }
-        p
+        let leg = CallLeg {
+            call_sid: self.call_sid.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            stir_verstat: self.stir.clone(),
+        };
+        leg.params(status, &[("FromCountry", "PL"), ("FromCity", "")])
     }
 
     /// POSTs to an absolute URL from a document (or a path) and checks the answer is valid TwiML.
