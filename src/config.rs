@@ -52,6 +52,9 @@ pub struct Settings {
     pub region: Region,
     pub taskrouter_workflow_sid: Option<String>,
     pub limits: Limits,
+    /// Requests served at once; beyond it the server answers 503 at once (Twilio then tries the
+    /// number's fallback URL) rather than letting every caller's wait grow.
+    pub max_in_flight: usize,
 }
 
 impl Settings {
@@ -72,6 +75,7 @@ impl Settings {
             region: Region::default(),
             taskrouter_workflow_sid: None,
             limits: Limits::default(),
+            max_in_flight: 512,
         }
     }
 }

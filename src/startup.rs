@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{BoxError, Router};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
@@ -71,6 +73,15 @@ impl AppState {
 /// The whole HTTP application, so tests can drive it with `oneshot` as well as over TCP.
 pub fn app(state: AppState) -> Router {
     let sounds = ServeDir::new(&state.settings.sounds_dir);
+    // Load shedding: at the limit a request is refused at once with 503, instead of queueing
+    // until every caller's silence grows past Twilio's 15 s.
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            tracing::warn!("overloaded: request shed with 503");
+            StatusCode::SERVICE_UNAVAILABLE
+        }))
+        .load_shed()
+        .concurrency_limit(state.settings.max_in_flight.max(1));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(crate::twilio::routes::router())
@@ -81,6 +92,7 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
+        .layer(shed)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)

@@ -630,3 +630,38 @@ async fn numbers_configured_for_get_are_signed_over_the_url_alone() {
         .unwrap();
     assert_eq!(r.status(), 204);
 }
+
+#[tokio::test]
+async fn beyond_the_in_flight_limit_requests_are_shed_with_503_at_once() {
+    let app = TestApp::spawn_with(|s| s.max_in_flight = 1).await;
+    // Another process holds the write lock: the first webhook waits for it, in flight.
+    let blocker = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let first = {
+        let endpoint = app.endpoint();
+        let params = call_params(&new_call_sid());
+        tokio::spawn(async move {
+            endpoint
+                .post_signed("/twilio/voice", &params)
+                .await
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let second = app
+        .post_signed("/twilio/voice", &call_params(&new_call_sid()))
+        .await;
+    assert_eq!(second.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shed at once, not queued"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(first.await.unwrap(), 200, "the request in flight completes");
+    // And the server takes new calls again.
+    let again = app
+        .post_signed("/twilio/voice", &call_params(&new_call_sid()))
+        .await;
+    assert_eq!(again.status(), 200);
+}

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// Seed demo accounts and an agent token, and print them.
     #[arg(long)]
     pub demo: bool,
+    /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
+    #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -116,6 +119,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         region,
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
         limits: args.limits.limits(),
+        max_in_flight: args.max_in_flight,
     };
     if args.demo {
         seed_demo(&data_dir, &settings.public_url)?;
