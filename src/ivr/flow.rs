@@ -250,7 +250,7 @@ impl Flow<'_> {
 
     fn log(&self, what: &str) {
         tracing::info!(
-            call_sid = %self.call.call_sid,
+
             caller = %mask_number(&self.call.caller),
             step = self.call.step.as_str(),
             level = self.call.level().as_str(),
@@ -471,7 +471,7 @@ impl Flow<'_> {
             Some(step) => {
                 let advanced = accounts::advance_totp_step(self.conn, &account, step)?;
                 if !advanced {
-                    tracing::warn!(target: "callgate::security", call_sid = %self.call.call_sid, account = %account, "TOTP replay refused");
+                    tracing::warn!(target: "callgate::security",  account = %account, "TOTP replay refused");
                 }
                 advanced
             }
@@ -508,10 +508,10 @@ impl Flow<'_> {
             self.now,
         )?;
         for account in &outcome.accounts_locked {
-            tracing::warn!(target: "callgate::security", call_sid = %self.call.call_sid, account = %account, "account keypad verification locked after repeated failures");
+            tracing::warn!(target: "callgate::security",  account = %account, "account keypad verification locked after repeated failures");
         }
         if outcome.number_locked {
-            tracing::warn!(target: "callgate::security", call_sid = %self.call.call_sid, caller = %self.caller.masked(), "calling number locked out after repeated failures");
+            tracing::warn!(target: "callgate::security",  caller = %self.caller.masked(), "calling number locked out after repeated failures");
         }
         if let Some(n) = outcome.global_alert {
             self.ctx.alerts.raise(n, self.now);
@@ -536,7 +536,7 @@ impl Flow<'_> {
         let pop = match pop {
             Ok(pop) => pop,
             Err(e) => {
-                tracing::error!(call_sid = %self.call.call_sid, error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
+                tracing::error!( error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
                 return Response::new()
                     .push(self.prompt("technical_error").into_verb())
                     .push(Verb::Hangup);

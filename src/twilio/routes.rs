@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use tracing::Instrument;
 
 use super::webhook::{SignedForm, VoiceParams};
 use crate::error::ApiError;
@@ -48,16 +49,31 @@ async fn flow_step(
 
 async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<Response, ApiError> {
     let params = VoiceParams::read(form, state.settings.region)?;
+    // Every log line of this webhook, on this task or on the writer thread, carries the CallSid:
+    // a call's lines are found by it.
+    let span = tracing::info_span!("webhook", call_sid = %params.call_sid);
+    run_flow_in(state, params, event).instrument(span).await
+}
+
+async fn run_flow_in(
+    state: &AppState,
+    params: VoiceParams,
+    event: Event,
+) -> Result<Response, ApiError> {
     let ivr = state.ivr.clone();
     let for_flow = params.clone();
+    let span = tracing::Span::current();
     let result = state
         .store
-        .write(move |conn| flow::handle(conn, &ivr, &for_flow, event, now_ms()))
+        .write(move |conn| {
+            let _in_call = span.enter();
+            flow::handle(conn, &ivr, &for_flow, event, now_ms())
+        })
         .await;
     let doc = result.unwrap_or_else(|e| {
         // The caller is on the line: a polite goodbye, not a 5xx (which Twilio would read out
         // as "an application error has occurred").
-        tracing::error!(call_sid = %params.call_sid, error = %format!("{e:#}"), "call flow failed; caller told to call back");
+        tracing::error!(error = %format!("{e:#}"), "call flow failed; caller told to call back");
         flow::technical_error(&state.ivr, &params)
     });
     Ok(twiml_response(flow::render(&doc)))
