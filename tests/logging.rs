@@ -60,6 +60,15 @@ async fn logs_hold_no_secret_and_no_full_phone_number() {
         logs.contains("caller verified"),
         "the flow is logged at all: {logs}"
     );
+    // Every line of a webhook carries its CallSid, also those written on the writer thread.
+    let verified = logs
+        .lines()
+        .find(|l| l.contains("caller verified"))
+        .unwrap();
+    assert!(
+        verified.contains(&format!("call_sid={}", caller.call_sid)),
+        "{verified}"
+    );
     assert!(
         logs.contains("+48******567"),
         "masked numbers appear: {logs}"
