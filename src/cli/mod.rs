@@ -55,6 +55,11 @@ pub enum Command {
     Call(crate::softphone::CallArgs),
     /// Play many calls against a server and report throughput and latency (see BENCHMARKS.md).
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Copy the database, consistently, while the server runs (SQLite's VACUUM INTO).
+    Backup {
+        /// The file to write; it must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Add load-test accounts (public codes: never beside real accounts) and call history.
     Seed {
         /// Load-test accounts to hold (LOAD-0000000 ...).
@@ -84,6 +89,7 @@ pub async fn run() -> ExitCode {
             calls,
             force,
         } => seed(&cli.data_dir, accounts, calls, force),
+        Command::Backup { path } => backup(&cli.data_dir, &path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +98,23 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn backup(data_dir: &std::path::Path, target: &std::path::Path) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(data_dir)?;
+    let report = crate::store::backup::to_file(&*store.conn()?, target)?;
+    println!(
+        "backed up {} account(s) and {} call(s) to {} ({} bytes, integrity ok)",
+        report.accounts,
+        report.calls,
+        target.display(),
+        report.bytes
+    );
+    println!(
+        "the codes and TOTP secrets in it are useless without the key file {}: back that up too, kept apart",
+        data_dir.join(crate::verify::keys::KEY_FILE).display()
+    );
+    Ok(())
 }
 
 fn seed(data_dir: &std::path::Path, accounts: u64, calls: u64, force: bool) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 //! work off the async runtime.
 
 pub mod accounts;
+pub mod backup;
 pub mod call_codes;
 pub mod calls;
 mod migrations;

@@ -337,6 +337,12 @@ pub trait Reach {
     fn endpoint(&self) -> Endpoint;
 }
 
+impl Reach for Endpoint {
+    fn endpoint(&self) -> Endpoint {
+        self.clone()
+    }
+}
+
 impl Reach for TestApp {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
