@@ -17,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod ivr;
 pub mod loadtest;
+pub mod metrics;
 pub mod softphone;
 pub mod startup;
 pub mod store;

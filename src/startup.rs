@@ -9,7 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::agent::auth::AuthUser;
+use crate::error::ApiError;
+use crate::store::users::Role;
 use axum::routing::get;
 use axum::{BoxError, Router};
 use tokio::net::TcpListener;
@@ -61,6 +66,7 @@ impl AppState {
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             workflow_sid: settings.taskrouter_workflow_sid.clone(),
             alerts: AlertGate::default(),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         };
         Ok(Self {
             settings: Arc::new(settings),
@@ -84,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .concurrency_limit(state.settings.max_in_flight.max(1));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .merge(crate::twilio::routes::router())
         .merge(crate::agent::routes::router())
         .nest_service("/sounds", sounds)
@@ -96,6 +103,23 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Prometheus metrics, for admins only.
+async fn metrics(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.ivr.metrics.render(),
+    ))
 }
 
 /// Ready when the database answers.

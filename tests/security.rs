@@ -665,3 +665,63 @@ async fn beyond_the_in_flight_limit_requests_are_shed_with_503_at_once() {
         .await;
     assert_eq!(again.status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_are_for_admins_and_count_what_happened() {
+    let app = TestApp::spawn().await;
+    app.add_account("ACC-M", PHONE, Some(CODE), false);
+    let admin = app.user("admin", Role::Admin);
+    let agent = app.user("agent", Role::Agent);
+    let mut good = Caller::new(&app, PHONE);
+    good.dial().await;
+    good.press(&format!("{CODE}#")).await;
+    good.press("2").await;
+    let mut bad = Caller::new(&app, "+48700000600");
+    bad.dial().await;
+    bad.press("99999999#").await;
+    let forged = app
+        .http
+        .post(format!("{}/twilio/voice", app.addr))
+        .form(&call_params(&new_call_sid()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let url = format!("{}/metrics", app.addr);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let r = app.http.get(&url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for line in [
+        "callgate_verifications_total{factor=\"code\",result=\"accepted\"} 1",
+        "callgate_verifications_total{factor=\"code\",result=\"refused\"} 1",
+        "callgate_verified_calls_total{level=\"medium\"} 1",
+        "callgate_handoffs_total{category=\"technical\",level=\"medium\"} 1",
+        "callgate_errors_total{kind=\"bad_signature\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(
+        text.contains("callgate_webhook_seconds_count{endpoint=\"voice\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("callgate_webhook_seconds_count{endpoint=\"account-code\"} 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("+48") && !text.contains("ACC-M"),
+        "no personal data: {text}"
+    );
+}

@@ -44,6 +44,7 @@ pub struct IvrContext {
     /// `CALLGATE_TASKROUTER_WORKFLOW_SID`: enqueue through TaskRouter with a `<Task>`.
     pub workflow_sid: Option<String>,
     pub alerts: AlertGate,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Raises the global guessing alert at most once a minute in the log, counting every time the
@@ -402,6 +403,7 @@ impl Flow<'_> {
                 Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
                 None => vec![],
             };
+            self.ctx.metrics.verification("code", false);
             self.fail(FailureKind::AccountCode, &on_phone)?;
             self.log(if locked {
                 "code refused: account locked"
@@ -411,6 +413,7 @@ impl Flow<'_> {
             return Ok(self.retry("wrong_code", "verification_failed"));
         };
 
+        self.ctx.metrics.verification("code", true);
         let registered =
             accounts::get(self.conn, &account)?.context("identified account vanished")?;
         let caller_matches = self
@@ -477,6 +480,7 @@ impl Flow<'_> {
             }
             None => false,
         };
+        self.ctx.metrics.verification("totp", fresh);
         if fresh {
             self.call.factors.add(Factor::Totp);
             return self.verified();
@@ -488,6 +492,12 @@ impl Flow<'_> {
 
     fn verified(&mut self) -> anyhow::Result<Response> {
         self.call.verified_at = Some(self.now);
+        let level = self.call.level().as_str();
+        self.ctx
+            .metrics
+            .verified_calls
+            .get_or_create(&crate::metrics::Level { level })
+            .inc();
         if let Some(account) = &self.call.account_id {
             throttle::reset_account(self.conn, account)?;
         }
@@ -507,6 +517,17 @@ impl Flow<'_> {
             kind,
             self.now,
         )?;
+        let lockouts = &self.ctx.metrics.lockouts;
+        for _ in &outcome.accounts_locked {
+            lockouts
+                .get_or_create(&crate::metrics::Kind { kind: "account" })
+                .inc();
+        }
+        if outcome.number_locked {
+            lockouts
+                .get_or_create(&crate::metrics::Kind { kind: "number" })
+                .inc();
+        }
         for account in &outcome.accounts_locked {
             tracing::warn!(target: "callgate::security",  account = %account, "account keypad verification locked after repeated failures");
         }
@@ -514,6 +535,7 @@ impl Flow<'_> {
             tracing::warn!(target: "callgate::security",  caller = %self.caller.masked(), "calling number locked out after repeated failures");
         }
         if let Some(n) = outcome.global_alert {
+            self.ctx.metrics.guessing_alerts.inc();
             self.ctx.alerts.raise(n, self.now);
         }
         Ok(())
@@ -525,6 +547,11 @@ impl Flow<'_> {
         };
         self.call.category = Some(dept.category.clone());
         self.call.handed_off_at = Some(self.now);
+        let handoff = crate::metrics::Handoff {
+            category: dept.category.clone(),
+            level: self.call.level().as_str(),
+        };
+        self.ctx.metrics.handoffs.get_or_create(&handoff).inc();
         self.call.handoff = Some(self.script.handoff.kind.as_str().to_owned());
         self.call.enter(Step::HandedOff);
         self.log(&format!("handing off to {}", dept.category));

@@ -48,11 +48,25 @@ async fn flow_step(
 }
 
 async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<Response, ApiError> {
-    let params = VoiceParams::read(form, state.settings.region)?;
+    let params = VoiceParams::read(form, state.settings.region)
+        .inspect_err(|_| state.ivr.metrics.error("bad_request"))?;
+    let endpoint = match &event {
+        Event::Incoming => "voice",
+        Event::Input(step) => step.path().rsplit('/').next().unwrap_or("step"),
+        Event::HandoffResult(_) => "handoff-result",
+    };
+    let started = std::time::Instant::now();
     // Every log line of this webhook, on this task or on the writer thread, carries the CallSid:
     // a call's lines are found by it.
     let span = tracing::info_span!("webhook", call_sid = %params.call_sid);
-    run_flow_in(state, params, event).instrument(span).await
+    let answer = run_flow_in(state, params, event).instrument(span).await;
+    let histogram = state
+        .ivr
+        .metrics
+        .webhook_seconds
+        .get_or_create(&crate::metrics::Endpoint { endpoint });
+    histogram.observe(started.elapsed().as_secs_f64());
+    answer
 }
 
 async fn run_flow_in(
@@ -74,6 +88,7 @@ async fn run_flow_in(
         // The caller is on the line: a polite goodbye, not a 5xx (which Twilio would read out
         // as "an application error has occurred").
         tracing::error!(error = %format!("{e:#}"), "call flow failed; caller told to call back");
+        state.ivr.metrics.error("technical_error");
         flow::technical_error(&state.ivr, &params)
     });
     Ok(twiml_response(flow::render(&doc)))

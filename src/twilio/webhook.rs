@@ -69,6 +69,7 @@ impl FromRequest<AppState> for SignedForm {
                     signature_present = header.is_some(),
                     "refused webhook: X-Twilio-Signature does not match (check CALLGATE_PUBLIC_URL and the auth token)"
                 );
+                state.ivr.metrics.error("bad_signature");
                 return Err(ApiError::Forbidden);
             }
         }
