@@ -144,8 +144,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("callgate_webhook_seconds_bucket{le=\"0.004\",endpoint=\"voice\"} 1")
-                || text.contains("endpoint=\"voice\""),
+            text.contains("callgate_webhook_seconds_count{endpoint=\"voice\"} 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
