@@ -725,3 +725,75 @@ async fn metrics_are_for_admins_and_count_what_happened() {
         "no personal data: {text}"
     );
 }
+
+#[tokio::test]
+async fn authorization_matrix_of_every_endpoint() {
+    let sounds = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(sounds.path().join("pl-PL")).unwrap();
+    std::fs::write(sounds.path().join("pl-PL/greeting.wav"), b"RIFF").unwrap();
+    let dir = sounds.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.sounds_dir = dir).await;
+    let admin = app.user("admin", Role::Admin);
+    let agent = app.user("agent", Role::Agent);
+    let mut c = Caller::new(&app, PHONE);
+    c.dial().await;
+    let call = format!("/api/calls/{}", c.call_sid);
+
+    // (path, none, bad token, agent, admin)
+    let matrix: [(&str, u16, u16, u16, u16); 4] = [
+        ("/healthz", 200, 200, 200, 200),
+        ("/sounds/pl-PL/greeting.wav", 200, 200, 200, 200),
+        (&call, 401, 401, 200, 200),
+        ("/metrics", 401, 401, 403, 200),
+    ];
+    for (path, none, bad, as_agent, as_admin) in matrix {
+        let url = format!("{}{path}", app.addr);
+        let get = |token: Option<&str>| {
+            let mut r = app.http.get(&url);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        assert_eq!(
+            get(None).await.unwrap().status(),
+            none,
+            "{path} without a token"
+        );
+        assert_eq!(
+            get(Some("cg_forged")).await.unwrap().status(),
+            bad,
+            "{path} with a bad token"
+        );
+        assert_eq!(
+            get(Some(&agent)).await.unwrap().status(),
+            as_agent,
+            "{path} as agent"
+        );
+        assert_eq!(
+            get(Some(&admin)).await.unwrap().status(),
+            as_admin,
+            "{path} as admin"
+        );
+    }
+    // Webhooks take no user token at all: only Twilio's signature opens them.
+    for path in [
+        "/twilio/voice",
+        "/twilio/status",
+        "/twilio/ivr/account-code",
+    ] {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.addr))
+            .bearer_auth(&admin)
+            .form(&call_params(&new_call_sid()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "{path} with an admin token but no signature"
+        );
+    }
+}
