@@ -223,3 +223,46 @@ async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
         "the kills hit calls in flight: {checked:?}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_webhook_in_flight_finish() {
+    let app = TestApp::spawn().await;
+    let mut app = app;
+    app.stop().await;
+    let dir = app.data_dir.clone();
+    let server = ServerProcess::start(&dir);
+    server.wait_ready().await;
+    // Another process holds the write lock, so the webhook stays in flight.
+    let blocker = rusqlite::Connection::open(dir.join("callgate.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let leg = callgate::twilio::client::CallLeg::new("+48700000800", DIALED);
+    let sid = leg.call_sid.clone();
+    let base = server.addr.clone();
+    let in_flight = tokio::spawn(async move {
+        post(
+            &reqwest::Client::new(),
+            &base,
+            "/twilio/voice",
+            &leg.params("ringing", &[]),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.execute_batch("COMMIT").unwrap();
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the webhook in flight was answered");
+    assert!(answer.contains("<Gather"), "{answer}");
+    let status = server.wait_exit(std::time::Duration::from_secs(10));
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+    let conn = rusqlite::Connection::open(dir.join("callgate.db")).unwrap();
+    let step: String = conn
+        .query_row("SELECT step FROM calls WHERE call_sid = ?1", [&sid], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(step, "account_code");
+}
