@@ -19,13 +19,8 @@ async fn a_backup_taken_while_serving_restores_to_a_working_server() {
     });
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.db");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .arg("--data-dir")
-        .arg(&app.data_dir)
-        .arg("backup")
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let copy_path = copy.to_str().unwrap();
+    let out = callgate_cli(&app.data_dir, &["backup", copy_path]);
     assert!(
         out.status.success(),
         "{}",
@@ -45,13 +40,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_server() {
         );
     }
     // A second backup to the same file is refused.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .arg("--data-dir")
-        .arg(&app.data_dir)
-        .arg("backup")
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let again = callgate_cli(&app.data_dir, &["backup", copy_path]);
     assert!(!again.status.success());
 
     // Restore as the README says: the copy as callgate.db, the same key file.

@@ -583,13 +583,7 @@ async fn recorded_prompts_are_played_from_the_sounds_url() {
 async fn commands_work_on_the_data_directory_of_a_running_server() {
     let app = TestApp::spawn().await;
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .arg("--data-dir")
-            .arg(&app.data_dir)
-            .args(args)
-            .env_remove("CALLGATE_DATA_DIR")
-            .output()
-            .unwrap();
+        let out = callgate_cli(&app.data_dir, args);
         assert!(
             out.status.success(),
             "{args:?}: {}",

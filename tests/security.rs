@@ -303,12 +303,7 @@ async fn an_operator_can_lift_an_account_lock() {
             .contains(WRONG_CODE)
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .arg("--data-dir")
-        .arg(&app.data_dir)
-        .args(["account", "unlock", "ACC-U"])
-        .output()
-        .unwrap();
+    let out = callgate_cli(&app.data_dir, &["account", "unlock", "ACC-U"]);
     assert!(
         out.status.success(),
         "{}",

@@ -24,6 +24,17 @@ pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://callgate.example";
 pub const DIALED: &str = "+48221234567";
 
+/// Runs the real `callgate` binary on `data_dir` (as an operator would, beside a running server).
+pub fn callgate_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("CALLGATE_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
