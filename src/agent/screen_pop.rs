@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::store::calls::Call;
-use crate::store::{accounts, calls, to_rfc3339};
+use crate::store::{accounts, throttle, to_rfc3339};
 use crate::verify::Factor;
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +66,7 @@ impl ScreenPop {
             None => None,
         };
         let account_failures_24h = match &call.account_id {
-            Some(id) => calls::recent_account_failures(conn, id, now - DAY_MS)?,
+            Some(id) => throttle::recent_account_failures(conn, id, now - DAY_MS)?,
             None => 0,
         };
         let level = call.level();
@@ -82,10 +82,7 @@ impl ScreenPop {
             risk: Risk {
                 caller_id_match: call.caller_id_match,
                 stir_verstat: call.stir_verstat.clone(),
-                stir_failed: call
-                    .stir_verstat
-                    .as_deref()
-                    .is_some_and(|v| v.starts_with("TN-Validation-Failed")),
+                stir_failed: call.stir_failed(),
                 failed_attempts: call.failed_attempts,
                 account_failures_24h,
                 caller_withheld: call.caller == "withheld",

@@ -386,10 +386,14 @@ impl Flow<'_> {
             }
             None => None,
         };
-        let locked = match &account {
-            Some(id) => throttle::account_locked(self.conn, id, self.now)?,
-            None => false,
+        // One read of the account serves the lock check and, if accepted, the caller ID match.
+        let registered = match &account {
+            Some(id) => accounts::get(self.conn, id)?,
+            None => None,
         };
+        let locked = registered
+            .as_ref()
+            .is_some_and(|a| a.locked_until.is_some_and(|t| t > self.now));
         let accepted = match (&found, locked) {
             (Some(CodeMatch::CallCode { row, .. }), false) => {
                 call_codes::consume(self.conn, *row, &self.call.call_sid, self.now)?
@@ -397,7 +401,9 @@ impl Flow<'_> {
             (Some(CodeMatch::Account(_)), false) => true,
             _ => false,
         };
-        let (Some(found), Some(account), true) = (found, account, accepted) else {
+        let (Some(found), Some(account), Some(registered), true) =
+            (found, account, registered, accepted)
+        else {
             // The failure counts against the accounts registered to the caller ID.
             let on_phone = match self.caller.number() {
                 Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
@@ -414,17 +420,11 @@ impl Flow<'_> {
         };
 
         self.ctx.metrics.verification("code", true);
-        let registered =
-            accounts::get(self.conn, &account)?.context("identified account vanished")?;
         let caller_matches = self
             .caller
             .number()
             .is_some_and(|n| n.as_str() == registered.phone);
-        let stir_failed = self
-            .call
-            .stir_verstat
-            .as_deref()
-            .is_some_and(|v| v.starts_with("TN-Validation-Failed"));
+        let stir_failed = self.call.stir_failed();
         self.call.account_id = Some(account.clone());
         self.call.caller_id_match = caller_matches;
         if caller_matches && !stir_failed {

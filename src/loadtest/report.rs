@@ -30,8 +30,10 @@ impl Default for Collector {
         Self {
             inner: Mutex::new(Inner {
                 // 1 µs to 60 s, 3 significant digits.
-                latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
-                    .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
+                latency_us: match Histogram::new_with_bounds(1, 60_000_000, 3) {
+                    Ok(h) => h,
+                    Err(_) => unreachable!("1 µs..60 s with 3 significant digits are valid bounds"),
+                },
                 errors: BTreeMap::new(),
                 calls_by_path: BTreeMap::new(),
                 calls: 0,

@@ -71,6 +71,12 @@ impl Call {
         self.factors.level()
     }
 
+    /// STIR/SHAKEN reported a failed validation for this call: the caller ID is worthless.
+    pub fn stir_failed(&self) -> bool {
+        crate::domain::StirVerstat::parse(self.stir_verstat.as_deref())
+            .is_some_and(|s| s.is_failed())
+    }
+
     /// Moves to `step`, starting its attempt and silence counts afresh.
     pub fn enter(&mut self, step: Step) {
         self.step = step;
@@ -196,15 +202,4 @@ pub fn record_status(
     .execute(params![call_sid, status, duration, now, terminal])
     .context("recording call status")?;
     Ok(())
-}
-
-/// The failures counted against the account within `since_ms`, for the screen-pop's risk flags.
-pub fn recent_account_failures(
-    conn: &Connection,
-    account_id: &str,
-    since_ms: i64,
-) -> anyhow::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM failures WHERE account_id = ?1 AND at >= ?2")?
-        .query_row(params![account_id, since_ms], |r| r.get(0))
-        .context("counting failures")
 }

@@ -151,3 +151,14 @@ pub fn unlock_account(conn: &Connection, account_id: &str) -> anyhow::Result<boo
     )?;
     Ok(changed == 1)
 }
+
+/// The failures counted against the account within `since_ms`, for the screen-pop's risk flags.
+pub fn recent_account_failures(
+    conn: &Connection,
+    account_id: &str,
+    since_ms: i64,
+) -> anyhow::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM failures WHERE account_id = ?1 AND at >= ?2")?
+        .query_row(params![account_id, since_ms], |r| r.get(0))
+        .context("counting failures")
+}

@@ -131,10 +131,8 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
                 // disk is gone: every job of the batch fails, nothing is written.
                 let message = e.to_string();
                 tracing::error!(error = %message, jobs = batch.len(), "database write transaction could not start");
-                for job in batch {
-                    // Jobs only run inside a transaction; answer them without running.
-                    drop(job);
-                }
+                // Dropping the jobs unrun answers each caller with an error.
+                drop(batch);
                 continue;
             }
         };

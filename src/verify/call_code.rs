@@ -21,12 +21,10 @@ mod tests {
     #[test]
     fn codes_are_eight_digits_and_vary() {
         let a = super::generate();
-        let b = super::generate();
         assert_eq!(a.len(), 8);
         assert!(a.bytes().all(|c| c.is_ascii_digit()));
         let more: std::collections::HashSet<String> =
             (0..50).map(|_| super::generate().to_string()).collect();
         assert!(more.len() > 45, "random codes should rarely repeat");
-        let _ = b;
     }
 }

@@ -39,19 +39,53 @@ impl Purpose {
     }
 }
 
+/// The keys one master key version stands for, derived once when the key file is read (every
+/// webhook hashes a code; deriving them each time repeated two HKDF rounds per hash).
 struct KeyVersion {
-    master: Zeroizing<[u8; 32]>,
+    account_code: Zeroizing<[u8; 32]>,
+    call_code: Zeroizing<[u8; 32]>,
+    knowledge: Zeroizing<[u8; 32]>,
+    totp_secret: Zeroizing<[u8; 32]>,
 }
 
 impl KeyVersion {
-    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        let hk = Hkdf::<Sha256>::new(None, self.master.as_ref());
-        let mut out = Zeroizing::new([0u8; 32]);
-        // 32 bytes is far below HKDF-SHA256's output limit.
-        if hk.expand(label, out.as_mut()).is_err() {
-            unreachable!("HKDF output length is valid");
+    fn from_master(master: &[u8; 32]) -> Self {
+        let hk = Hkdf::<Sha256>::new(None, master);
+        let derive = |label: &[u8]| {
+            let mut out = Zeroizing::new([0u8; 32]);
+            // 32 bytes is far below HKDF-SHA256's output limit.
+            if hk.expand(label, out.as_mut()).is_err() {
+                unreachable!("HKDF output length is valid");
+            }
+            out
+        };
+        Self {
+            account_code: derive(Purpose::AccountCode.label()),
+            call_code: derive(Purpose::CallCode.label()),
+            knowledge: derive(Purpose::Knowledge.label()),
+            totp_secret: derive(b"callgate/totp-secret"),
         }
-        out
+    }
+
+    fn hmac_key(&self, purpose: Purpose) -> &[u8; 32] {
+        match purpose {
+            Purpose::AccountCode => &self.account_code,
+            Purpose::CallCode => &self.call_code,
+            Purpose::Knowledge => &self.knowledge,
+        }
+    }
+
+    fn keyed_hash(&self, purpose: Purpose, secret: &str) -> Vec<u8> {
+        // An HMAC takes a key of any length, so this cannot fail.
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(self.hmac_key(purpose)) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn cipher(&self) -> anyhow::Result<Aes256Gcm> {
+        Aes256Gcm::new_from_slice(self.totp_secret.as_ref()).context("AES key")
     }
 }
 
@@ -105,12 +139,7 @@ impl Keyring {
                     n + 1
                 );
             };
-            versions.insert(
-                version,
-                KeyVersion {
-                    master: Zeroizing::new(master),
-                },
-            );
+            versions.insert(version, KeyVersion::from_master(&Zeroizing::new(master)));
         }
         if versions.is_empty() {
             bail!("{} holds no key", path.display());
@@ -123,7 +152,7 @@ impl Keyring {
 
     /// The version new hashes and ciphertexts are made with.
     pub fn current_version(&self) -> u32 {
-        self.versions.keys().next_back().copied().unwrap_or(1)
+        self.current().0
     }
 
     fn version(&self, version: u32) -> anyhow::Result<&KeyVersion> {
@@ -132,47 +161,35 @@ impl Keyring {
             .with_context(|| format!("key version {version} is not in {}", self.path.display()))
     }
 
+    /// The newest version: the one new hashes and ciphertexts are made with.
+    fn current(&self) -> (u32, &KeyVersion) {
+        match self.versions.iter().next_back() {
+            Some((&v, keys)) => (v, keys),
+            // `load` refuses a key file without a key.
+            None => unreachable!("a Keyring always holds a key"),
+        }
+    }
+
     /// HMAC-SHA256 of a short secret under the current key: deterministic, so it can be indexed
     /// and looked up, yet useless to whoever holds the database without the key file.
     pub fn keyed_hash(&self, purpose: Purpose, secret: &str) -> (u32, Vec<u8>) {
-        let version = self.current_version();
-        (
-            version,
-            self.keyed_hash_with(version, purpose, secret)
-                .unwrap_or_default(),
-        )
+        let (version, keys) = self.current();
+        (version, keys.keyed_hash(purpose, secret))
     }
 
     /// The hashes of `secret` under every key version, for look-ups during a key rotation.
     pub fn keyed_hash_candidates(&self, purpose: Purpose, secret: &str) -> Vec<(u32, Vec<u8>)> {
         self.versions
-            .keys()
-            .filter_map(|&v| {
-                self.keyed_hash_with(v, purpose, secret)
-                    .ok()
-                    .map(|h| (v, h))
-            })
+            .iter()
+            .map(|(&v, keys)| (v, keys.keyed_hash(purpose, secret)))
             .collect()
-    }
-
-    fn keyed_hash_with(
-        &self,
-        version: u32,
-        purpose: Purpose,
-        secret: &str,
-    ) -> anyhow::Result<Vec<u8>> {
-        let key = self.version(version)?.derive(purpose.label());
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()).context("HMAC key")?;
-        mac.update(secret.as_bytes());
-        Ok(mac.finalize().into_bytes().to_vec())
     }
 
     /// AES-256-GCM with a fresh 96-bit nonce; `associated` (the account id) is authenticated, so
     /// a ciphertext copied to another account's row does not decrypt. Output: nonce || ciphertext.
     pub fn encrypt(&self, plaintext: &[u8], associated: &str) -> anyhow::Result<(u32, Vec<u8>)> {
-        let version = self.current_version();
-        let key = self.version(version)?.derive(b"callgate/totp-secret");
-        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).context("AES key")?;
+        let (version, keys) = self.current();
+        let cipher = keys.cipher()?;
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
@@ -198,8 +215,7 @@ impl Keyring {
         if sealed.len() < 12 + 16 {
             bail!("sealed secret is too short");
         }
-        let key = self.version(version)?.derive(b"callgate/totp-secret");
-        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).context("AES key")?;
+        let cipher = self.version(version)?.cipher()?;
         let (nonce, body) = sealed.split_at(12);
         cipher
             .decrypt(
