@@ -103,8 +103,75 @@ CREATE TABLE failure_minutes (
 DROP INDEX failures_by_time;
 "#;
 
+
+/// Issue 3 and 4: scripts as versions in the database, an append-only audit trail chained by
+/// hash, knowledge answers, test accounts for the simulator, web sessions, agents' departments.
+const V3: &str = r#"
+CREATE TABLE scripts (
+    name               TEXT PRIMARY KEY,
+    published_version  INTEGER,                -- NULL until a version is published
+    updated_at         INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE script_versions (
+    name        TEXT NOT NULL REFERENCES scripts(name),
+    version     INTEGER NOT NULL,              -- 1, 2, 3 ... per script
+    source      TEXT NOT NULL,                 -- the TOML text exactly as written
+    sha256      TEXT NOT NULL,                 -- of the source, to see a file changed
+    origin      TEXT NOT NULL,                 -- 'file', 'api', 'rollback'
+    author      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+) STRICT;
+
+-- Append-only: every change an admin or an import makes. Each row's hash covers the previous
+-- row's hash, so a deleted or edited row breaks the chain (`callgate audit verify`).
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY,            -- 1, 2, 3 ... without holes
+    at         INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    detail     TEXT NOT NULL,                  -- a diff or a JSON description; never a secret
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+-- Knowledge answers (date of birth as DDMMYYYY, ...) as keyed hashes.
+CREATE TABLE account_knowledge (
+    account_id   TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    question     TEXT NOT NULL,
+    answer_hash  BLOB NOT NULL,
+    key_version  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, question)
+) STRICT;
+
+-- Test accounts: the only accounts the admin page's call simulator sees.
+ALTER TABLE accounts ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+
+-- Browser sessions of agents and admins (cookie holds the id; only its SHA-256 is stored).
+CREATE TABLE web_sessions (
+    id_hash     BLOB PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+
+-- The departments (categories) an agent serves, comma-separated; empty for admins.
+ALTER TABLE users ADD COLUMN departments TEXT NOT NULL DEFAULT '';
+
+-- Where a call is in its script's graph, and the numbered script version it runs.
+ALTER TABLE calls ADD COLUMN script_version_no INTEGER;
+ALTER TABLE calls ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
