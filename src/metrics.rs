@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Endpoint {
     /// `voice`, `account-code`, `totp`, `menu`, `handoff-result`, `status`.
-    pub endpoint: &'static str,
+    pub endpoint: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -136,7 +136,9 @@ mod tests {
         let m = super::Metrics::default();
         m.verification("totp", false);
         m.webhook_seconds
-            .get_or_create(&super::Endpoint { endpoint: "voice" })
+            .get_or_create(&super::Endpoint {
+                endpoint: "voice".into(),
+            })
             .observe(0.002);
         let text = m.render();
         assert!(

@@ -27,8 +27,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::ivr::flow::AlertGate;
-use crate::ivr::{IvrContext, ScriptSet, SoundIndex};
+use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
+use crate::store::now_ms;
 use crate::verify::Keyring;
 
 /// Twilio's webhooks are small forms; anything larger is not from Twilio.
@@ -56,11 +57,11 @@ impl AppState {
         }
         let store = Store::open(&settings.data_dir)?;
         let keys = Keyring::load_or_create(&settings.data_dir)?;
-        let scripts = ScriptSet::load(&settings.scripts_dir)?;
+        let scripts = load_scripts(&store, &settings)?;
         let sounds = SoundIndex::scan(&settings.sounds_dir);
         let ivr = IvrContext {
             keys: Arc::new(keys),
-            scripts: Arc::new(scripts),
+            scripts,
             sounds,
             limits: settings.limits.clone(),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
@@ -74,6 +75,34 @@ impl AppState {
             ivr: Arc::new(ivr),
         })
     }
+}
+
+/// Imports changed script files as new published versions, then loads every published version.
+/// A broken file is reported and skipped: the version published before keeps answering calls.
+fn load_scripts(store: &Store, settings: &Settings) -> anyhow::Result<Catalog> {
+    let mut conn = store.conn()?;
+    let tx = conn.transaction()?;
+    let env = crate::ivr::script::Env {
+        sounds_dir: Some(&settings.sounds_dir),
+    };
+    let import = crate::ivr::script::import_dir(&tx, &settings.scripts_dir, env, now_ms())?;
+    for (name, version) in &import.published {
+        tracing::info!(script = %name, version, "script file imported and published");
+    }
+    let catalog = Catalog::load(&tx, &settings.sounds_dir);
+    if !import.rejected.is_empty() {
+        let problems = import.rejected.join("\n  ");
+        tracing::error!(
+            "script files not imported (fix them; `callgate script check` lists the problems):\n  {problems}"
+        );
+        // With nothing published to fall back on, starting would leave the line dead.
+        if catalog.is_err() {
+            bail!("invalid IVR scripts:\n  {problems}");
+        }
+    }
+    let catalog = catalog?;
+    tx.commit()?;
+    Ok(catalog)
 }
 
 /// The whole HTTP application, so tests can drive it with `oneshot` as well as over TCP.

@@ -405,20 +405,23 @@ async fn the_hand_off_ends_with_a_goodbye_or_an_apology() {
 async fn dial_client_and_sip_hand_offs_carry_the_screen_pop() {
     let scripts = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap();
-    let client = base.replace(
-        "kind = \"enqueue\"",
-        "kind = \"client\"\nclient_identity = \"desk\"",
-    );
+    // Every department of the line gets its Voice SDK identity or SIP address.
+    let with_target = |via: &str, field: &str| {
+        let mut text = base.replace("via = \"enqueue\"", &format!("via = \"{via}\""));
+        for dept in ["billing", "technical", "other"] {
+            text = text.replace(
+                &format!("[departments.{dept}]"),
+                &format!("[departments.{dept}]\n{field}"),
+            );
+        }
+        text
+    };
+    let client = with_target("client", "client_identity = \"desk\"");
     std::fs::write(scripts.path().join("default.toml"), &client).unwrap();
-    let sip = base
-        .replace(
-            "name = \"default\"",
-            "name = \"sip-line\"\nnumbers = [\"+48229999999\"]",
-        )
-        .replace(
-            "kind = \"enqueue\"",
-            "kind = \"sip\"\nsip_uri = \"sip:agents@pbx.example.com\"",
-        );
+    let sip = with_target("sip", "sip_uri = \"sip:agents@pbx.example.com\"").replace(
+        "name = \"default\"",
+        "name = \"sip-line\"\nnumbers = [\"+48229999999\"]",
+    );
     std::fs::write(scripts.path().join("sip.toml"), &sip).unwrap();
     let dir = scripts.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.scripts_dir = dir).await;

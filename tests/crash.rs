@@ -264,5 +264,5 @@ async fn sigterm_lets_the_webhook_in_flight_finish() {
             r.get(0)
         })
         .unwrap();
-    assert_eq!(step, "account_code");
+    assert_eq!(step, "account-code");
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Mutex;
 
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
-use callgate::ivr::flow::{self, Event, StepUrl};
+use callgate::ivr::flow::{self, Event};
 use callgate::store::users::{self, Role};
 use callgate::store::{calls, now_ms};
 use callgate::twilio::webhook::VoiceParams;
@@ -69,18 +69,18 @@ async fn no_statement_of_a_call_scans_a_table() {
     run(
         &conn,
         params(a, "+48700000001", Some("246810")),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     let totp = totp_now(&secret);
     run(
         &conn,
         params(a, "+48700000001", Some(&totp)),
-        Event::Input(StepUrl::Totp),
+        Event::Input("totp".into()),
     );
     run(
         &conn,
         params(a, "+48700000001", Some("1")),
-        Event::Input(StepUrl::Menu),
+        Event::Input("menu".into()),
     );
     run(
         &conn,
@@ -94,36 +94,36 @@ async fn no_statement_of_a_call_scans_a_table() {
     run(
         &conn,
         params(b, "+48601234567", Some("999999")),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     run(
         &conn,
         params(b, "+48601234567", None),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     run(
         &conn,
         params(b, "+48601234567", Some("246810")),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     let c = "CA00000000000000000000000000000003";
     run(&conn, params(c, "+48700000002", None), Event::Incoming);
     run(
         &conn,
         params(c, "+48700000002", Some("246810")),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     run(
         &conn,
         params(c, "+48700000002", Some("000000")),
-        Event::Input(StepUrl::Totp),
+        Event::Input("totp".into()),
     );
     let d = "CA00000000000000000000000000000004";
     run(&conn, params(d, "+48700000003", None), Event::Incoming);
     run(
         &conn,
         params(d, "+48700000003", Some(&call_code)),
-        Event::Input(StepUrl::AccountCode),
+        Event::Input("account-code".into()),
     );
     // The screen-pop API.
     users::by_token(&conn, &token).unwrap().unwrap();

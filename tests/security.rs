@@ -194,9 +194,9 @@ async fn malformed_webhooks_get_a_clear_400_never_a_5xx() {
     let r = app.post_signed("/twilio/voice", &big).await;
     assert_eq!(r.status(), 413);
 
-    // Unknown step, wrong method.
+    // A step name no script could have, wrong method.
     let r = app
-        .post_signed("/twilio/ivr/nope", &call_params(&new_call_sid()))
+        .post_signed("/twilio/ivr/No%20Such", &call_params(&new_call_sid()))
         .await;
     assert_eq!(r.status(), 404);
     let r = app
@@ -725,7 +725,11 @@ async fn metrics_are_for_admins_and_count_what_happened() {
 async fn authorization_matrix_of_every_endpoint() {
     let sounds = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(sounds.path().join("pl-PL")).unwrap();
-    std::fs::write(sounds.path().join("pl-PL/greeting.wav"), b"RIFF").unwrap();
+    std::fs::write(
+        sounds.path().join("pl-PL/greeting.wav"),
+        b"RIFF\0\0\0\0WAVEfmt ",
+    )
+    .unwrap();
     let dir = sounds.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.sounds_dir = dir).await;
     let admin = app.user("admin", Role::Admin);

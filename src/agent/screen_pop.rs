@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::ivr::script::PopFields;
 use crate::store::calls::Call;
 use crate::store::{accounts, throttle, to_rfc3339};
 use crate::verify::Factor;
@@ -22,7 +23,7 @@ pub struct ScreenPop {
     pub category: Option<String>,
     pub risk: Risk,
     pub status: String,
-    pub step: &'static str,
+    pub step: String,
     pub end_reason: Option<String>,
     pub script: String,
     pub script_version: String,
@@ -88,7 +89,7 @@ impl ScreenPop {
                 caller_withheld: call.caller == "withheld",
             },
             status: call.status.clone(),
-            step: call.step.as_str(),
+            step: call.step.clone(),
             end_reason: call.end_reason.clone(),
             script: call.script.clone(),
             script_version: call.script_version.clone(),
@@ -103,16 +104,22 @@ impl ScreenPop {
     /// TaskRouter task attributes for `<Enqueue><Task>`: what Flex shows as the screen-pop.
     /// Kept within `max` characters (Flex's limit is 1024): the account attributes go first,
     /// then the name is shortened; the verification facts always stay.
-    pub fn task_attributes(&self, max: usize) -> String {
-        let mut name = self
-            .account
-            .as_ref()
-            .map_or_else(|| self.caller.clone(), |a| a.name.clone());
-        let mut attributes = self
-            .account
-            .as_ref()
+    pub fn task_attributes(&self, max: usize, fields: PopFields) -> String {
+        let account = self.account.as_ref().filter(|_| fields.account);
+        let mut name = account.map_or_else(|| self.caller.clone(), |a| a.name.clone());
+        let mut attributes = account
+            .filter(|_| fields.attributes)
             .map(|a| a.attributes.clone())
             .unwrap_or_default();
+        let factors: &[&str] = if fields.factors { &self.factors } else { &[] };
+        let risk = fields.risk.then(|| {
+            serde_json::json!({
+                "caller_id_match": self.risk.caller_id_match,
+                "stir_failed": self.risk.stir_failed,
+                "failed_attempts": self.risk.failed_attempts,
+                "account_failures_24h": self.risk.account_failures_24h,
+            })
+        });
         loop {
             let json = serde_json::json!({
                 "type": "inbound",
@@ -121,15 +128,10 @@ impl ScreenPop {
                 "call_sid": self.call_sid,
                 "verified": self.verified,
                 "level": self.level,
-                "factors": self.factors,
-                "account_id": self.account.as_ref().map(|a| &a.id),
+                "factors": factors,
+                "account_id": account.map(|a| &a.id),
                 "category": self.category,
-                "risk": {
-                    "caller_id_match": self.risk.caller_id_match,
-                    "stir_failed": self.risk.stir_failed,
-                    "failed_attempts": self.risk.failed_attempts,
-                    "account_failures_24h": self.risk.account_failures_24h,
-                },
+                "risk": risk,
                 "attributes": attributes,
             })
             .to_string();
@@ -148,22 +150,26 @@ impl ScreenPop {
     }
 
     /// `<Parameter>`s for a Voice SDK agent (`<Dial><Client>`). Short values only.
-    pub fn client_parameters(&self) -> Vec<(String, String)> {
+    pub fn client_parameters(&self, fields: PopFields) -> Vec<(String, String)> {
         let mut params = vec![
             ("callgate_call_sid".to_owned(), self.call_sid.clone()),
             ("verified".to_owned(), self.verified.to_string()),
             ("level".to_owned(), self.level.to_owned()),
-            ("factors".to_owned(), self.factors.join(",")),
-            (
+        ];
+        if fields.factors {
+            params.push(("factors".to_owned(), self.factors.join(",")));
+        }
+        if fields.risk {
+            params.push((
                 "caller_id_match".to_owned(),
                 self.risk.caller_id_match.to_string(),
-            ),
-            (
+            ));
+            params.push((
                 "failed_attempts".to_owned(),
                 self.risk.failed_attempts.to_string(),
-            ),
-        ];
-        if let Some(a) = &self.account {
+            ));
+        }
+        if let Some(a) = self.account.as_ref().filter(|_| fields.account) {
             params.push(("account_id".to_owned(), a.id.clone()));
             params.push(("account_name".to_owned(), a.name.chars().take(64).collect()));
         }
@@ -175,14 +181,16 @@ impl ScreenPop {
 
     /// `X-` headers appended to a `<Dial><Sip>` URI (kept under Twilio's 1024-character limit
     /// for the headers part; no name, only ids, since SIP headers cross other systems).
-    pub fn sip_uri(&self, base: &str) -> String {
+    pub fn sip_uri(&self, base: &str, fields: PopFields) -> String {
         let mut headers = vec![
             ("X-Callgate-Call", self.call_sid.clone()),
             ("X-Callgate-Level", self.level.to_owned()),
             ("X-Callgate-Verified", self.verified.to_string()),
-            ("X-Callgate-Factors", self.factors.join(".")),
         ];
-        if let Some(a) = &self.account {
+        if fields.factors {
+            headers.push(("X-Callgate-Factors", self.factors.join(".")));
+        }
+        if let Some(a) = self.account.as_ref().filter(|_| fields.account) {
             headers.push(("X-Callgate-Account", a.id.clone()));
         }
         if let Some(c) = &self.category {

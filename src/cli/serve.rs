@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::config::{Settings, TwilioTokens};
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
-use crate::ivr::script::is_workflow_sid;
+use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
 use crate::store::accounts::{self, AddAccountError, NewAccount};
 use crate::store::users::{self, Role};

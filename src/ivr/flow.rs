@@ -1,42 +1,45 @@
 //! Where a webhook turns into TwiML. `handle` runs one webhook as one database transaction:
-//! it reads the call's state, applies the caller's input, writes the new state and returns the
-//! next document. The caller's experience (issue "The verified call"):
+//! it reads the call's state, finds the script version the call runs, applies the caller's
+//! input, walks the script's steps up to the next question (or the hand-off, or goodbye), writes
+//! the new state and returns the next document.
 //!
-//! 1. greeting, then a `<Gather>` for the account code or one-time call code, ended by `#`;
-//! 2. caller ID on the account's phone (and STIR/SHAKEN not failed), or a call code, verifies;
-//!    otherwise an account with TOTP is asked for the authenticator code;
-//! 3. at most `max_attempts` codes or choices per step, `max_silences` silences, then goodbye;
-//! 4. a one-digit department menu, then the hand-off with the screen-pop.
-//!
-//! A wrong code and an unknown code get the same words, and so does a correct code while the
-//! account or the calling number is locked: nothing tells a guesser what was right.
+//! Steps that say something or file the call under a department run at once; steps that wait
+//! for keys (menu, language, verify) end the document with a `<Gather>` whose action is
+//! `/twilio/ivr/<step>`. A wrong code and an unknown code get the same words, and so does a
+//! correct code while the account or the calling number is locked: nothing tells a guesser what
+//! was right.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use rusqlite::Connection;
 
-use super::script::{Department, HandoffKind, Script, ScriptSet};
+use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
-use crate::store::calls::{Call, Step};
+use crate::store::calls::{self, Call, ENDED, HANDED_OFF};
 use crate::store::throttle::{self, FailureKind};
-use crate::store::{accounts, call_codes, calls};
+use crate::store::{accounts, call_codes, knowledge};
 use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, Verb,
 };
 use crate::twilio::webhook::VoiceParams;
-use crate::verify::{Factor, Keyring, Limits, totp};
+use crate::verify::{AssuranceLevel, Factor as Proof, Keyring, Limits, totp};
 
 /// Flex caps task attributes at 1024 characters.
 const TASK_ATTRIBUTES_MAX: usize = 1024;
+/// Steps run without a question in between, per webhook. The checker refuses silent loops;
+/// this is the engine's own guard.
+const MAX_HOPS: usize = 64;
+/// The URL segment of every hand-off's `action`.
+pub const HANDOFF_RESULT: &str = "handoff-result";
 
 /// Everything the flow needs besides the database.
 pub struct IvrContext {
     pub keys: Arc<Keyring>,
-    pub scripts: Arc<ScriptSet>,
+    pub scripts: Catalog,
     pub sounds: SoundIndex,
     pub limits: Limits,
     /// Base of every absolute URL callgate puts into TwiML.
@@ -74,53 +77,14 @@ impl AlertGate {
     }
 }
 
-/// The webhook URLs of the flow's steps, under `/twilio/ivr/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepUrl {
-    AccountCode,
-    Totp,
-    Menu,
-    HandoffResult,
-}
-
-impl StepUrl {
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::AccountCode => "/twilio/ivr/account-code",
-            Self::Totp => "/twilio/ivr/totp",
-            Self::Menu => "/twilio/ivr/menu",
-            Self::HandoffResult => "/twilio/ivr/handoff-result",
-        }
-    }
-
-    pub fn from_segment(segment: &str) -> Option<Self> {
-        [
-            Self::AccountCode,
-            Self::Totp,
-            Self::Menu,
-            Self::HandoffResult,
-        ]
-        .into_iter()
-        .find(|s| s.path().rsplit('/').next() == Some(segment))
-    }
-
-    fn step(self) -> Option<Step> {
-        match self {
-            Self::AccountCode => Some(Step::AccountCode),
-            Self::Totp => Some(Step::Totp),
-            Self::Menu => Some(Step::Menu),
-            Self::HandoffResult => None,
-        }
-    }
-}
-
 /// What the webhook was.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// `POST /twilio/voice`: a call comes in.
     Incoming,
-    /// A `<Gather>` action or its fall-through `<Redirect>` (no digits: silence).
-    Input(StepUrl),
+    /// A `<Gather>` action or its fall-through `<Redirect>` (no digits: silence), for the step
+    /// named in the URL.
+    Input(String),
     /// The `<Dial>`/`<Enqueue>` action: how the hand-off ended (`DialCallStatus`/`QueueResult`).
     HandoffResult(Option<String>),
 }
@@ -135,31 +99,62 @@ pub fn handle(
     now: i64,
 ) -> anyhow::Result<Response> {
     let existing = calls::get(conn, params.call_sid.as_str())?;
+    let script = match &existing {
+        Some(call) => script_of(conn, ctx, call)?,
+        None => ctx.scripts.live().for_number(params.called.as_deref()),
+    };
+    run(conn, ctx, &script, existing, params, event, now)
+}
+
+/// The version a call started on; the published one if that version has gone (a call row
+/// written by a status callback alone has none).
+fn script_of(conn: &Connection, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
+    if let Some(v) = call.script_version_no
+        && let Some(script) = ctx.scripts.version(conn, &call.script, v)?
+    {
+        return Ok(script);
+    }
+    let live = ctx.scripts.live();
+    Ok(live
+        .get(&call.script)
+        .unwrap_or_else(|| live.for_number(call.called.as_deref())))
+}
+
+/// Runs one webhook on a given script: the live line and the admin page's simulator (which
+/// runs a draft on a scratch database) share every line of the engine.
+pub fn run(
+    conn: &Connection,
+    ctx: &IvrContext,
+    script: &Script,
+    existing: Option<Call>,
+    params: &VoiceParams,
+    event: Event,
+    now: i64,
+) -> anyhow::Result<Response> {
     let fresh = existing.is_none();
     let mut call = match existing {
         Some(call) => call,
-        None => new_call(&ctx.scripts, params, now),
+        None => new_call(script, params, now),
     };
-    let script = ctx.scripts.by_name(&call.script);
+    let limits = script.lockout.apply(&ctx.limits);
     let mut flow = Flow {
         conn,
         ctx,
-        script: &script,
+        script,
+        limits,
         call: &mut call,
         caller: &params.caller,
         now,
     };
     let doc = match event {
-        // Any webhook for a call we have no state for starts it from the greeting.
-        _ if fresh => flow.start(),
-        Event::Incoming => flow.resume(),
-        Event::Input(url) if url.step() == Some(flow.call.step) => {
-            flow.input(params.digits.as_ref())?
-        }
+        // Any webhook for a call we have no state for starts it from the beginning.
+        _ if fresh => flow.start()?,
+        Event::Incoming => flow.resume()?,
+        Event::Input(step) if step == flow.call.step => flow.input(params.digits.as_ref())?,
         // A webhook for another step than the call is in (a retry, a stale document): ask
         // again for what the call is waiting for.
-        Event::Input(_) => flow.resume(),
-        Event::HandoffResult(result) => flow.after_handoff(result.as_deref()),
+        Event::Input(_) => flow.resume()?,
+        Event::HandoffResult(result) => flow.after_handoff(result.as_deref())?,
     };
     calls::save(conn, &call, now)?;
     Ok(doc)
@@ -168,23 +163,29 @@ pub fn handle(
 /// The document a caller hears when callgate cannot continue (database down, disk full): a polite
 /// message in the script's language, then hang-up. Twilio never hears a 5xx mid-call.
 pub fn technical_error(ctx: &IvrContext, params: &VoiceParams) -> Response {
-    let script = ctx.scripts.for_number(params.called.as_deref());
+    let script = ctx.scripts.live().for_number(params.called.as_deref());
     let language = script.language_for(params.called.as_deref()).to_owned();
-    let say = speak(ctx, &script, &language, "technical_error");
+    let say = speak(
+        ctx,
+        &script,
+        &language,
+        super::script::model::TECHNICAL_ERROR_PROMPT,
+    );
     Response::new().push(say.into_verb()).push(Verb::Hangup)
 }
 
-fn new_call(scripts: &ScriptSet, params: &VoiceParams, now: i64) -> Call {
-    let script = scripts.for_number(params.called.as_deref());
+fn new_call(script: &Script, params: &VoiceParams, now: i64) -> Call {
     Call {
         call_sid: params.call_sid.as_str().to_owned(),
         caller: params.caller.display().to_owned(),
         called: params.called.clone(),
         stir_verstat: params.stir.as_ref().map(|s| s.as_str().to_owned()),
         script: script.name.clone(),
-        script_version: script.version.clone(),
+        script_version: script.sha.clone(),
+        script_version_no: Some(script.version),
         language: script.language_for(params.called.as_deref()).to_owned(),
-        step: Step::AccountCode,
+        step: script.start.clone(),
+        state: Default::default(),
         step_attempts: 0,
         step_silences: 0,
         account_id: None,
@@ -212,9 +213,14 @@ impl Prompt {
     }
 }
 
-/// A prompt as TwiML: the recording when `sounds/` has one, else spoken in the call's language.
+/// A prompt as TwiML: the recording when `sounds/` has one (the script's `[sounds]` entry, else
+/// `<language>/<prompt>.wav|mp3`), else spoken in the language.
 fn speak(ctx: &IvrContext, script: &Script, language: &str, prompt: &str) -> Prompt {
-    match ctx.sounds.find(language, prompt) {
+    let recording = match script.sounds.get(prompt) {
+        Some(file) => ctx.sounds.file(language, file),
+        None => ctx.sounds.find(language, prompt),
+    };
+    match recording {
         Some(path) => Prompt::Play(Play {
             url: format!("{}/sounds/{path}", ctx.public_url),
         }),
@@ -231,10 +237,17 @@ enum CodeMatch {
     CallCode { row: i64, account: String },
 }
 
+/// How a verify step's check came out.
+enum Checked {
+    Passed,
+    Failed { number_locked: bool },
+}
+
 struct Flow<'a> {
     conn: &'a Connection,
     ctx: &'a IvrContext,
     script: &'a Script,
+    limits: Limits,
     call: &'a mut Call,
     caller: &'a CallerId,
     now: i64,
@@ -245,113 +258,325 @@ impl Flow<'_> {
         speak(self.ctx, self.script, &self.call.language, name)
     }
 
-    fn url(&self, step: StepUrl) -> String {
-        format!("{}{}", self.ctx.public_url, step.path())
+    fn step_url(&self, step: &str) -> String {
+        format!("{}/twilio/ivr/{step}", self.ctx.public_url)
     }
 
     fn log(&self, what: &str) {
         tracing::info!(
-
             caller = %mask_number(&self.call.caller),
-            step = self.call.step.as_str(),
+            step = %self.call.step,
             level = self.call.level().as_str(),
             "{what}"
         );
     }
 
-    /// The greeting and the first question.
-    fn start(&mut self) -> Response {
+    fn start(&mut self) -> anyhow::Result<Response> {
         self.log("call started");
-        let greeting = self.prompt("greeting").into_verb();
-        let mut doc = self.ask(Step::AccountCode, vec![]);
-        doc.verbs.insert(0, greeting);
-        doc
+        let start = self.script.start.clone();
+        self.goto(&start, vec![])
     }
 
     /// Asks again for whatever the call is waiting for.
-    fn resume(&mut self) -> Response {
-        match self.call.step {
-            Step::AccountCode | Step::Totp | Step::Menu => self.ask(self.call.step, vec![]),
-            Step::HandedOff => match self.call.category.clone().and_then(|c| {
-                self.script
-                    .departments
-                    .iter()
-                    .find(|d| d.category == c)
-                    .cloned()
-            }) {
-                Some(dept) => self.handoff_document(&dept),
-                None => Response::new().push(Verb::Hangup),
+    fn resume(&mut self) -> anyhow::Result<Response> {
+        match self.call.step.as_str() {
+            ENDED => Ok(Response::new().push(Verb::Hangup)),
+            HANDED_OFF => match self.call.state.handoff_step.clone() {
+                Some(step) => self.handoff_document(&step),
+                None => Ok(Response::new().push(Verb::Hangup)),
             },
-            Step::Ended => Response::new().push(Verb::Hangup),
+            step => {
+                let step = step.to_owned();
+                if step_in(self.script, &step)?.input().is_some() {
+                    self.ask(&step, vec![], vec![])
+                } else {
+                    self.goto(&step, vec![])
+                }
+            }
         }
     }
 
-    /// A `<Gather>` for `step`, with `before` said first; if the caller says nothing the
-    /// `<Redirect>` after it brings the call back to the same step without digits (silence).
-    fn ask(&self, step: Step, before: Vec<Prompt>) -> Response {
-        let s = &self.script.settings;
-        let (url, question, num_digits, timeout) = match step {
-            Step::Totp => (
-                StepUrl::Totp,
-                "ask_totp",
-                Some(totp::DIGITS),
-                s.totp_timeout_secs,
-            ),
-            Step::Menu => (StepUrl::Menu, "menu", Some(1), s.menu_timeout_secs),
-            _ => (StepUrl::AccountCode, "ask_code", None, s.code_timeout_secs),
+    /// Runs steps from `to` until one needs the caller (or the call leaves the IVR). `said`
+    /// holds what earlier steps of this webhook say first.
+    fn goto(&mut self, to: &str, mut said: Vec<Verb>) -> anyhow::Result<Response> {
+        let script = self.script;
+        let mut current = to.to_owned();
+        for _ in 0..MAX_HOPS {
+            let step = step_in(self.script, &current)?;
+            match step {
+                Step::Say { prompt, next } => {
+                    said.push(self.prompt(prompt).into_verb());
+                    current = next.clone();
+                }
+                Step::Goodbye { prompt, reason } => {
+                    said.push(self.prompt(prompt).into_verb());
+                    return Ok(self.end(said, reason));
+                }
+                Step::Department {
+                    department,
+                    next,
+                    step_up,
+                    on_insufficient,
+                } => {
+                    let requires = script
+                        .departments
+                        .get(department)
+                        .map_or(AssuranceLevel::None, |d| d.requires);
+                    self.call.category = Some(department.clone());
+                    let level = self.call.level();
+                    if level >= requires {
+                        current = next.clone();
+                    } else if let Some(up) = step_up
+                        && !self.call.state.stepped_up.contains(&current)
+                    {
+                        self.call.state.stepped_up.push(current.clone());
+                        self.call.state.return_to = Some(current.clone());
+                        self.log(&format!(
+                            "{department} requires {}: stepping up",
+                            requires.as_str()
+                        ));
+                        current = up.clone();
+                    } else if let Some(to) = on_insufficient {
+                        self.log(&format!(
+                            "{department} requires {}: refused",
+                            requires.as_str()
+                        ));
+                        current = to.clone();
+                    } else {
+                        // The checker demands on_insufficient here; never hand off below the
+                        // department's level whatever the script says.
+                        bail!("department {department} needs on_insufficient");
+                    }
+                }
+                Step::Handoff { .. } => return self.handoff(&current, said),
+                Step::Verify {
+                    factor,
+                    skip_at_level,
+                    on_success,
+                    on_unavailable,
+                    ..
+                } => {
+                    if skip_at_level.is_some_and(|l| self.call.level() >= l) {
+                        current = self.success_exit(on_success);
+                        continue;
+                    }
+                    if !self.factor_available(factor)? {
+                        self.call.state.return_to = None;
+                        match on_unavailable {
+                            Some(to) => current = to.clone(),
+                            None => bail!("verify step without on_unavailable"),
+                        }
+                        continue;
+                    }
+                    self.call.enter(&current);
+                    return self.ask(&current, said, vec![]);
+                }
+                Step::Menu { .. } | Step::Language { .. } => {
+                    self.call.enter(&current);
+                    return self.ask(&current, said, vec![]);
+                }
+            }
+        }
+        bail!("script {} loops without asking the caller", script.name)
+    }
+
+    fn success_exit(&mut self, on_success: &str) -> String {
+        self.call
+            .state
+            .return_to
+            .take()
+            .unwrap_or_else(|| on_success.to_owned())
+    }
+
+    /// Whether a verify step can ask its factor of this call.
+    fn factor_available(&self, factor: &Factor) -> anyhow::Result<bool> {
+        let Some(account) = &self.call.account_id else {
+            return Ok(matches!(factor, Factor::Code));
         };
+        Ok(match factor {
+            Factor::Code => true,
+            Factor::Totp => accounts::get(self.conn, account)?.is_some_and(|a| a.has_totp),
+            Factor::Knowledge { question, .. } => knowledge::has(self.conn, account, question)?,
+        })
+    }
+
+    /// A `<Gather>` for an input step: `said` first (not interruptible: greetings, notices),
+    /// then `before` (a re-prompt) and the question, which the caller may cut short with keys.
+    /// If the caller says nothing, the `<Redirect>` brings the call back without digits.
+    fn ask(&self, name: &str, said: Vec<Verb>, before: Vec<Prompt>) -> anyhow::Result<Response> {
+        let step = step_in(self.script, name)?;
+        let input = step
+            .input()
+            .context("asking at a step that takes no input")?;
         let mut prompts = before;
-        prompts.push(self.prompt(question));
-        let action = self.url(url);
-        Response::new()
+        let num_digits = match step {
+            Step::Verify { factor, prompt, .. } => {
+                prompts.push(self.prompt(prompt));
+                match factor {
+                    Factor::Code => None,
+                    Factor::Totp => Some(totp::DIGITS),
+                    Factor::Knowledge { digits, .. } => Some(*digits),
+                }
+            }
+            Step::Menu { prompt, .. } => {
+                prompts.push(self.prompt(prompt));
+                Some(1)
+            }
+            Step::Language {
+                prompt, options, ..
+            } => {
+                // Each language offers itself in its own words and voice.
+                for language in options.values() {
+                    prompts.push(speak(self.ctx, self.script, language, prompt));
+                }
+                Some(1)
+            }
+            _ => None,
+        };
+        let action = self.step_url(name);
+        let mut doc = Response::new();
+        for verb in said {
+            doc = doc.push(verb);
+        }
+        Ok(doc
             .push(Verb::Gather(Gather {
                 action: action.clone(),
                 num_digits,
                 finish_on_key: Some("#".into()),
-                timeout_secs: timeout,
+                timeout_secs: input.timeout_secs,
                 prompts,
             }))
-            .push(Verb::Redirect { url: action })
+            .push(Verb::Redirect { url: action }))
     }
 
-    fn goodbye(&mut self, prompt: &str, reason: &str) -> Response {
-        self.call.enter(Step::Ended);
-        self.call.end_reason = Some(reason.to_owned());
+    fn end(&mut self, mut said: Vec<Verb>, reason: &str) -> Response {
+        let reason = match &self.call.state.handoff_result {
+            Some(result) => format!(
+                "handoff_{}",
+                result.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            ),
+            None => reason.to_owned(),
+        };
+        self.call.enter(ENDED);
+        self.call.end_reason.get_or_insert(reason.clone());
         self.call.ended_at.get_or_insert(self.now);
         self.log(&format!("call ended by the IVR: {reason}"));
-        Response::new()
-            .push(self.prompt(prompt).into_verb())
-            .push(Verb::Hangup)
+        said.push(Verb::Hangup);
+        let mut doc = Response::new();
+        for verb in said {
+            doc = doc.push(verb);
+        }
+        doc
     }
 
     fn input(&mut self, keys: Option<&Keypad>) -> anyhow::Result<Response> {
+        let name = self.call.step.clone();
+        let Some(step) = self.script.step(&name) else {
+            return self.resume();
+        };
+        if step.input().is_none() {
+            return self.resume();
+        }
         let Some(keys) = keys else {
-            return Ok(self.silence());
+            return self.silence(&name);
         };
         self.call.step_attempts += 1;
-        match self.call.step {
-            Step::AccountCode => self.account_code(keys),
-            Step::Totp => self.totp(keys),
-            Step::Menu => Ok(self.menu(keys)),
-            Step::HandedOff | Step::Ended => Ok(self.resume()),
+        match step {
+            Step::Menu { options, .. } => match options.get(keys.expose()) {
+                Some(to) => {
+                    self.log("menu choice");
+                    self.goto(&to.clone(), vec![])
+                }
+                None => self.retry(&name),
+            },
+            Step::Language { options, next, .. } => match options.get(keys.expose()) {
+                Some(language) => {
+                    self.call.language = language.clone();
+                    self.log("language chosen");
+                    self.goto(&next.clone(), vec![])
+                }
+                None => self.retry(&name),
+            },
+            Step::Verify {
+                factor,
+                on_success,
+                on_lockout,
+                ..
+            } => {
+                let checked = match factor {
+                    Factor::Code => self.check_code(keys)?,
+                    Factor::Totp => self.check_totp(keys)?,
+                    Factor::Knowledge { question, .. } => self.check_knowledge(question, keys)?,
+                };
+                match checked {
+                    Checked::Passed => {
+                        self.on_factor_passed()?;
+                        let to = self.success_exit(on_success);
+                        self.goto(&to, vec![])
+                    }
+                    Checked::Failed {
+                        number_locked: true,
+                    } if on_lockout.is_some() => {
+                        self.call.state.return_to = None;
+                        let to = on_lockout.clone().unwrap_or_default();
+                        self.goto(&to, vec![])
+                    }
+                    Checked::Failed { .. } => self.retry(&name),
+                }
+            }
+            _ => self.resume(),
         }
     }
 
-    fn silence(&mut self) -> Response {
+    fn silence(&mut self, name: &str) -> anyhow::Result<Response> {
+        let step = step_in(self.script, name)?;
+        let (input, on_no_input) = match step {
+            Step::Menu {
+                input, on_no_input, ..
+            }
+            | Step::Language {
+                input, on_no_input, ..
+            }
+            | Step::Verify {
+                input, on_no_input, ..
+            } => (input, on_no_input.clone()),
+            _ => return self.resume(),
+        };
         self.call.step_silences += 1;
-        if self.call.step_silences >= self.script.settings.max_silences {
-            return self.goodbye("goodbye_no_input", "no_input");
+        if self.call.step_silences >= input.max_silences {
+            self.call.state.return_to = None;
+            return self.goto(&on_no_input, vec![]);
         }
         self.log("caller silent, prompting again");
-        self.ask(self.call.step, vec![self.prompt("no_input")])
+        let before: Vec<Prompt> = input
+            .no_input_prompt
+            .iter()
+            .map(|p| self.prompt(p))
+            .collect();
+        self.ask(name, vec![], before)
     }
 
-    /// Another try at the current step, or goodbye when the attempts are used up.
-    fn retry(&mut self, error_prompt: &str, reason: &str) -> Response {
-        if self.call.step_attempts >= self.script.settings.max_attempts {
-            return self.goodbye("goodbye_failed", reason);
+    /// Another try at the step, or its `on_failure` when the attempts are used up.
+    fn retry(&mut self, name: &str) -> anyhow::Result<Response> {
+        let step = step_in(self.script, name)?;
+        let (input, on_failure) = match step {
+            Step::Menu {
+                input, on_failure, ..
+            }
+            | Step::Language {
+                input, on_failure, ..
+            }
+            | Step::Verify {
+                input, on_failure, ..
+            } => (input, on_failure.clone()),
+            _ => return self.resume(),
+        };
+        if self.call.step_attempts >= input.max_attempts {
+            self.call.state.return_to = None;
+            return self.goto(&on_failure, vec![]);
         }
-        self.ask(self.call.step, vec![self.prompt(error_prompt)])
+        let before: Vec<Prompt> = input.retry_prompt.iter().map(|p| self.prompt(p)).collect();
+        self.ask(name, vec![], before)
     }
 
     /// The keypad may not verify anything from a number that is locked out.
@@ -372,10 +597,11 @@ impl Flow<'_> {
         Ok(found.map(|(row, account)| CodeMatch::CallCode { row, account }))
     }
 
-    fn account_code(&mut self, keys: &Keypad) -> anyhow::Result<Response> {
-        // Codes are unique, so one look-up finds the account; whether it is registered to the
-        // caller ID decides if the caller ID counts as a factor.
-        let found = if self.number_locked()? {
+    /// The account code or a one-time call code. Caller ID counts as a factor when it is the
+    /// account's registered phone and STIR/SHAKEN did not fail.
+    fn check_code(&mut self, keys: &Keypad) -> anyhow::Result<Checked> {
+        let was_locked = self.number_locked()?;
+        let found = if was_locked {
             None
         } else {
             self.find_code(keys)?
@@ -410,13 +636,13 @@ impl Flow<'_> {
                 None => vec![],
             };
             self.ctx.metrics.verification("code", false);
-            self.fail(FailureKind::AccountCode, &on_phone)?;
+            let number_locked = self.fail(FailureKind::AccountCode, &on_phone)? || was_locked;
             self.log(if locked {
                 "code refused: account locked"
             } else {
                 "code refused"
             });
-            return Ok(self.retry("wrong_code", "verification_failed"));
+            return Ok(Checked::Failed { number_locked });
         };
 
         self.ctx.metrics.verification("code", true);
@@ -424,44 +650,27 @@ impl Flow<'_> {
             .caller
             .number()
             .is_some_and(|n| n.as_str() == registered.phone);
-        let stir_failed = self.call.stir_failed();
-        self.call.account_id = Some(account.clone());
+        self.call.account_id = Some(account);
         self.call.caller_id_match = caller_matches;
-        if caller_matches && !stir_failed {
-            self.call.factors.add(Factor::CallerId);
+        if caller_matches && !self.call.stir_failed() {
+            self.call.factors.add(Proof::CallerId);
         }
-        match found {
-            CodeMatch::CallCode { .. } => {
-                self.call.factors.add(Factor::CallCode);
-                self.verified()
-            }
-            CodeMatch::Account(_) => {
-                self.call.factors.add(Factor::AccountCode);
-                if self.call.level().is_verified() {
-                    self.verified()
-                } else if registered.has_totp {
-                    self.call.enter(Step::Totp);
-                    self.log("account identified, asking for TOTP");
-                    Ok(self.ask(Step::Totp, vec![]))
-                } else {
-                    // Neither a matching caller ID nor TOTP: on to the menu, handed off
-                    // unverified; the screen-pop says so.
-                    self.call.enter(Step::Menu);
-                    self.log("account identified without a second factor");
-                    Ok(self.ask(Step::Menu, vec![]))
-                }
-            }
-        }
+        self.call.factors.add(match found {
+            CodeMatch::CallCode { .. } => Proof::CallCode,
+            CodeMatch::Account(_) => Proof::AccountCode,
+        });
+        self.log("account identified");
+        Ok(Checked::Passed)
     }
 
-    fn totp(&mut self, keys: &Keypad) -> anyhow::Result<Response> {
+    fn check_totp(&mut self, keys: &Keypad) -> anyhow::Result<Checked> {
         let account = self
             .call
             .account_id
             .clone()
             .context("TOTP step without an account")?;
-        let blocked =
-            self.number_locked()? || throttle::account_locked(self.conn, &account, self.now)?;
+        let number_locked = self.number_locked()?;
+        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
         let unix_secs = u64::try_from(self.now / 1000).unwrap_or_default();
         let step = match (
             blocked,
@@ -474,7 +683,7 @@ impl Flow<'_> {
             Some(step) => {
                 let advanced = accounts::advance_totp_step(self.conn, &account, step)?;
                 if !advanced {
-                    tracing::warn!(target: "callgate::security",  account = %account, "TOTP replay refused");
+                    tracing::warn!(target: "callgate::security", account = %account, "TOTP replay refused");
                 }
                 advanced
             }
@@ -482,35 +691,67 @@ impl Flow<'_> {
         };
         self.ctx.metrics.verification("totp", fresh);
         if fresh {
-            self.call.factors.add(Factor::Totp);
-            return self.verified();
+            self.call.factors.add(Proof::Totp);
+            return Ok(Checked::Passed);
         }
-        self.fail(FailureKind::Totp, std::slice::from_ref(&account))?;
+        let locked_now = self.fail(FailureKind::Totp, std::slice::from_ref(&account))?;
         self.log("TOTP refused");
-        Ok(self.retry("wrong_totp", "verification_failed"))
+        Ok(Checked::Failed {
+            number_locked: number_locked || locked_now,
+        })
     }
 
-    fn verified(&mut self) -> anyhow::Result<Response> {
-        self.call.verified_at = Some(self.now);
-        let level = self.call.level().as_str();
-        self.ctx
-            .metrics
-            .verified_calls
-            .get_or_create(&crate::metrics::Level { level })
-            .inc();
-        if let Some(account) = &self.call.account_id {
+    fn check_knowledge(&mut self, question: &str, keys: &Keypad) -> anyhow::Result<Checked> {
+        let account = self
+            .call
+            .account_id
+            .clone()
+            .context("knowledge step without an account")?;
+        let number_locked = self.number_locked()?;
+        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
+        let right = !blocked
+            && keys.is_all_digits()
+            && knowledge::check(self.conn, &self.ctx.keys, &account, question, keys.expose())?;
+        self.ctx.metrics.verification("knowledge", right);
+        if right {
+            self.call.factors.add(Proof::Knowledge);
+            return Ok(Checked::Passed);
+        }
+        let locked_now = self.fail(FailureKind::Knowledge, std::slice::from_ref(&account))?;
+        self.log("knowledge answer refused");
+        Ok(Checked::Failed {
+            number_locked: number_locked || locked_now,
+        })
+    }
+
+    /// After a factor passed: the first time the call reaches `medium` it counts as verified.
+    fn on_factor_passed(&mut self) -> anyhow::Result<()> {
+        let level = self.call.level();
+        if level.is_verified() && self.call.verified_at.is_none() {
+            self.call.verified_at = Some(self.now);
+            self.ctx
+                .metrics
+                .verified_calls
+                .get_or_create(&crate::metrics::Level {
+                    level: level.as_str(),
+                })
+                .inc();
+            self.log("caller verified");
+        }
+        if level.is_verified()
+            && let Some(account) = &self.call.account_id
+        {
             throttle::reset_account(self.conn, account)?;
         }
-        self.call.enter(Step::Menu);
-        self.log("caller verified");
-        Ok(self.ask(Step::Menu, vec![]))
+        Ok(())
     }
 
-    fn fail(&mut self, kind: FailureKind, accounts: &[String]) -> anyhow::Result<()> {
+    /// Counts a failure; true when it locked the calling number.
+    fn fail(&mut self, kind: FailureKind, accounts: &[String]) -> anyhow::Result<bool> {
         self.call.failed_attempts += 1;
         let outcome = throttle::record_failure(
             self.conn,
-            &self.ctx.limits,
+            &self.limits,
             self.caller.throttle_key(),
             accounts,
             &self.call.call_sid,
@@ -518,124 +759,154 @@ impl Flow<'_> {
             self.now,
         )?;
         let lockouts = &self.ctx.metrics.lockouts;
-        for _ in &outcome.accounts_locked {
+        for account in &outcome.accounts_locked {
             lockouts
                 .get_or_create(&crate::metrics::Kind { kind: "account" })
                 .inc();
+            tracing::warn!(target: "callgate::security", account = %account, "account keypad verification locked after repeated failures");
         }
         if outcome.number_locked {
             lockouts
                 .get_or_create(&crate::metrics::Kind { kind: "number" })
                 .inc();
-        }
-        for account in &outcome.accounts_locked {
-            tracing::warn!(target: "callgate::security",  account = %account, "account keypad verification locked after repeated failures");
-        }
-        if outcome.number_locked {
-            tracing::warn!(target: "callgate::security",  caller = %self.caller.masked(), "calling number locked out after repeated failures");
+            tracing::warn!(target: "callgate::security", caller = %self.caller.masked(), "calling number locked out after repeated failures");
         }
         if let Some(n) = outcome.global_alert {
             self.ctx.metrics.guessing_alerts.inc();
             self.ctx.alerts.raise(n, self.now);
         }
-        Ok(())
+        Ok(outcome.number_locked)
     }
 
-    fn menu(&mut self, keys: &Keypad) -> Response {
-        let Some(dept) = self.script.department(keys.expose()).cloned() else {
-            return self.retry("invalid_choice", "menu_failed");
+    fn handoff(&mut self, name: &str, said: Vec<Verb>) -> anyhow::Result<Response> {
+        let Step::Handoff { via, .. } = step_in(self.script, name)? else {
+            bail!("{name} is not a hand-off step");
         };
-        self.call.category = Some(dept.category.clone());
+        let via = *via;
+        let category = self.call.category.clone().unwrap_or_default();
         self.call.handed_off_at = Some(self.now);
+        self.call.handoff = Some(via.as_str().to_owned());
+        self.call.state.handoff_step = Some(name.to_owned());
+        self.call.enter(HANDED_OFF);
         let handoff = crate::metrics::Handoff {
-            category: dept.category.clone(),
+            category: category.clone(),
             level: self.call.level().as_str(),
         };
         self.ctx.metrics.handoffs.get_or_create(&handoff).inc();
-        self.call.handoff = Some(self.script.handoff.kind.as_str().to_owned());
-        self.call.enter(Step::HandedOff);
-        self.log(&format!("handing off to {}", dept.category));
-        self.handoff_document(&dept)
+        self.log(&format!("handing off to {category}"));
+        let mut doc = self.handoff_document(name)?;
+        for (i, verb) in said.into_iter().enumerate() {
+            doc.verbs.insert(i, verb);
+        }
+        Ok(doc)
     }
 
-    fn handoff_document(&self, dept: &Department) -> Response {
-        let pop = ScreenPop::load(self.conn, self.call, self.now);
-        let pop = match pop {
+    fn handoff_document(&self, name: &str) -> anyhow::Result<Response> {
+        let Step::Handoff {
+            prompt,
+            via,
+            pop: fields,
+            ..
+        } = step_in(self.script, name)?
+        else {
+            bail!("{name} is not a hand-off step");
+        };
+        let category = self.call.category.clone().unwrap_or_default();
+        let dept = self
+            .script
+            .departments
+            .get(&category)
+            .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
+        let pop = match ScreenPop::load(self.conn, self.call, self.now) {
             Ok(pop) => pop,
             Err(e) => {
-                tracing::error!( error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
-                return Response::new()
-                    .push(self.prompt("technical_error").into_verb())
-                    .push(Verb::Hangup);
+                tracing::error!(error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
+                return Ok(Response::new()
+                    .push(
+                        self.prompt(super::script::model::TECHNICAL_ERROR_PROMPT)
+                            .into_verb(),
+                    )
+                    .push(Verb::Hangup));
             }
         };
-        let action = Some(self.url(StepUrl::HandoffResult));
-        let handoff = &self.script.handoff;
-        let verb = match handoff.kind {
-            HandoffKind::Enqueue => {
+        let fields: PopFields = *fields;
+        let action = Some(format!(
+            "{}/twilio/ivr/{HANDOFF_RESULT}",
+            self.ctx.public_url
+        ));
+        let verb = match via {
+            Via::Enqueue => {
                 let workflow = dept
                     .workflow_sid
                     .clone()
                     .or_else(|| self.ctx.workflow_sid.clone());
                 Verb::Enqueue(Enqueue {
-                    queue: dept.queue().to_owned(),
+                    queue: dept.queue.clone(),
                     action,
                     task: workflow
                         .as_ref()
-                        .map(|_| pop.task_attributes(TASK_ATTRIBUTES_MAX)),
+                        .map(|_| pop.task_attributes(TASK_ATTRIBUTES_MAX, fields)),
                     workflow_sid: workflow,
                 })
             }
-            HandoffKind::Client => Verb::Dial(Dial {
+            Via::Client => Verb::Dial(Dial {
                 action,
                 target: DialTarget::Client {
-                    identity: dept
-                        .client_identity
-                        .clone()
-                        .or_else(|| handoff.client_identity.clone())
-                        .unwrap_or_default(),
-                    parameters: pop.client_parameters(),
+                    identity: dept.client_identity.clone().unwrap_or_default(),
+                    parameters: pop.client_parameters(fields),
                 },
             }),
-            HandoffKind::Sip => {
-                let base = dept
-                    .sip_uri
-                    .clone()
-                    .or_else(|| handoff.sip_uri.clone())
-                    .unwrap_or_default();
-                Verb::Dial(Dial {
-                    action,
-                    target: DialTarget::Sip {
-                        uri: pop.sip_uri(&base),
-                    },
-                })
-            }
+            Via::Sip => Verb::Dial(Dial {
+                action,
+                target: DialTarget::Sip {
+                    uri: pop.sip_uri(dept.sip_uri.as_deref().unwrap_or_default(), fields),
+                },
+            }),
+            Via::Number => Verb::Dial(Dial {
+                action,
+                target: DialTarget::Number {
+                    number: dept.number.clone().unwrap_or_default(),
+                },
+            }),
         };
-        Response::new()
-            .push(self.prompt("transferring").into_verb())
-            .push(verb)
+        let mut doc = Response::new();
+        if let Some(p) = prompt {
+            doc = doc.push(self.prompt(p).into_verb());
+        }
+        Ok(doc.push(verb))
     }
 
     /// The hand-off ended: the caller was bridged and the agent hung up, or nobody answered.
-    fn after_handoff(&mut self, result: Option<&str>) -> Response {
+    fn after_handoff(&mut self, result: Option<&str>) -> anyhow::Result<Response> {
+        if self.call.step != HANDED_OFF {
+            return self.resume();
+        }
+        let Some(name) = self.call.state.handoff_step.clone() else {
+            return self.resume();
+        };
+        let Step::Handoff {
+            on_completed,
+            on_unanswered,
+            ..
+        } = step_in(self.script, &name)?
+        else {
+            return self.resume();
+        };
         let result = result.unwrap_or("unknown");
         let served = matches!(result, "completed" | "answered" | "bridged" | "hangup");
-        self.call.end_reason = Some(format!(
-            "handoff_{}",
-            result.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        ));
-        self.call.step = Step::Ended;
-        self.call.ended_at.get_or_insert(self.now);
+        self.call.state.handoff_result = Some(result.to_owned());
         self.log(&format!("hand-off ended: {result}"));
-        let prompt = if served {
-            "goodbye"
-        } else {
-            "agents_unavailable"
-        };
-        Response::new()
-            .push(self.prompt(prompt).into_verb())
-            .push(Verb::Hangup)
+        let to = if served { on_completed } else { on_unanswered }.clone();
+        self.goto(&to, vec![])
     }
+}
+
+/// A step of the script; the returned borrow is of the script, not of the flow, so the flow can
+/// change the call while it looks at the step.
+fn step_in<'s>(script: &'s Script, name: &str) -> anyhow::Result<&'s Step> {
+    script
+        .step(name)
+        .with_context(|| format!("script {} has no step {name:?}", script.name))
 }
 
 /// Renders a document, falling back to a bare hang-up if it cannot be rendered (over 64 kB).

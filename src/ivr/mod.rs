@@ -1,11 +1,11 @@
-//! The call flow. `script` reads the IVR scripts from `ivr-scripts/`, `sounds` knows which
-//! prompts have recorded audio, and `flow` turns one webhook into the next TwiML document while
-//! moving the call's state forward.
+//! The call flow. `script` reads, checks and versions the IVR scripts (`ivr-scripts/`),
+//! `sounds` knows which prompts have recorded audio, and `flow` runs a script: one webhook in,
+//! the next TwiML document out, the call's state moved forward.
 
 pub mod flow;
 pub mod script;
 pub mod sounds;
 
-pub use flow::{Event, IvrContext, StepUrl};
-pub use script::{Script, ScriptSet};
+pub use flow::{Event, HANDOFF_RESULT, IvrContext};
+pub use script::{Catalog, Script, ScriptSet};
 pub use sounds::SoundIndex;

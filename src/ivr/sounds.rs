@@ -37,6 +37,12 @@ impl SoundIndex {
         Self { files }
     }
 
+    /// The path under `/sounds/` of a named recording in `language`, if it exists.
+    pub fn file(&self, language: &str, file: &str) -> Option<String> {
+        let path = format!("{language}/{file}");
+        self.files.contains(&path).then_some(path)
+    }
+
     /// The path under `/sounds/` of the recording for `prompt` in `language`, if there is one.
     pub fn find(&self, language: &str, prompt: &str) -> Option<String> {
         PLAYABLE

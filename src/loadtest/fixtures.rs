@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use crate::store::accounts::{self, NewAccount};
-use crate::store::calls::{self, Call, Step};
+use crate::store::calls::{self, Call};
 use crate::verify::{Factor, Factors, Keyring};
 
 pub const ID_PREFIX: &str = "LOAD-";
@@ -149,8 +149,10 @@ fn seed_history(
                 stir_verstat: None,
                 script: "default".into(),
                 script_version: "seed".into(),
+                script_version_no: None,
                 language: "pl-PL".into(),
-                step: Step::HandedOff,
+                step: calls::HANDED_OFF.into(),
+                state: Default::default(),
                 step_attempts: 0,
                 step_silences: 0,
                 account_id: Some(f.id.clone()),

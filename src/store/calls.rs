@@ -7,36 +7,23 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::verify::{AssuranceLevel, Factors};
 
-/// Where in the flow a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    AccountCode,
-    Totp,
-    Menu,
-    HandedOff,
-    Ended,
-}
+/// `step` of a call that has been handed to an agent.
+pub const HANDED_OFF: &str = "handed_off";
+/// `step` of a call the IVR has finished with.
+pub const ENDED: &str = "ended";
 
-impl Step {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AccountCode => "account_code",
-            Self::Totp => "totp",
-            Self::Menu => "menu",
-            Self::HandedOff => "handed_off",
-            Self::Ended => "ended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "account_code" => Self::AccountCode,
-            "totp" => Self::Totp,
-            "menu" => Self::Menu,
-            "handed_off" => Self::HandedOff,
-            _ => Self::Ended,
-        }
-    }
+/// What the engine remembers between webhooks besides the step (stored as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FlowState {
+    /// The department step a step-up verification returns to on success.
+    pub return_to: Option<String>,
+    /// Department steps whose step-up has been tried (each is offered once per call).
+    pub stepped_up: Vec<String>,
+    /// The hand-off step the call left the IVR by.
+    pub handoff_step: Option<String>,
+    /// How the hand-off ended (`DialCallStatus`/`QueueResult`).
+    pub handoff_result: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,9 +33,14 @@ pub struct Call {
     pub called: Option<String>,
     pub stir_verstat: Option<String>,
     pub script: String,
+    /// The script's content hash.
     pub script_version: String,
+    /// The script's version number in the database.
+    pub script_version_no: Option<i64>,
     pub language: String,
-    pub step: Step,
+    /// The script step the call waits at, or `handed_off` / `ended`.
+    pub step: String,
+    pub state: FlowState,
     pub step_attempts: u32,
     pub step_silences: u32,
     pub account_id: Option<String>,
@@ -78,8 +70,8 @@ impl Call {
     }
 
     /// Moves to `step`, starting its attempt and silence counts afresh.
-    pub fn enter(&mut self, step: Step) {
-        self.step = step;
+    pub fn enter(&mut self, step: &str) {
+        self.step = step.to_owned();
         self.step_attempts = 0;
         self.step_silences = 0;
     }
@@ -87,7 +79,7 @@ impl Call {
 
 const COLUMNS: &str = "call_sid, caller, called, stir_verstat, script, script_version, language, step, \
     step_attempts, step_silences, account_id, caller_id_match, factors, failed_attempts, category, handoff, \
-    status, end_reason, started_at, verified_at, handed_off_at, ended_at, duration_secs";
+    status, end_reason, started_at, verified_at, handed_off_at, ended_at, duration_secs, script_version_no, state";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Call> {
     Ok(Call {
@@ -98,7 +90,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Call> {
         script: r.get(4)?,
         script_version: r.get(5)?,
         language: r.get(6)?,
-        step: Step::parse(&r.get::<_, String>(7)?),
+        step: r.get(7)?,
         step_attempts: r.get(8)?,
         step_silences: r.get(9)?,
         account_id: r.get(10)?,
@@ -114,6 +106,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Call> {
         handed_off_at: r.get(20)?,
         ended_at: r.get(21)?,
         duration_secs: r.get(22)?,
+        script_version_no: r.get(23)?,
+        // A state this version cannot read (written by a newer one) restarts the bookkeeping,
+        // never the call.
+        state: serde_json::from_str(&r.get::<_, String>(24)?).unwrap_or_default(),
     })
 }
 
@@ -130,7 +126,7 @@ pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
         // An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts the row, rewriting
         // its index entries on every webhook.
         "INSERT INTO calls ({COLUMNS}, level, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
          ON CONFLICT(call_sid) DO UPDATE SET
             caller = excluded.caller, called = excluded.called, stir_verstat = excluded.stir_verstat,
             script = excluded.script, script_version = excluded.script_version, language = excluded.language,
@@ -141,6 +137,7 @@ pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
             end_reason = excluded.end_reason, started_at = excluded.started_at,
             verified_at = excluded.verified_at, handed_off_at = excluded.handed_off_at,
             ended_at = excluded.ended_at, duration_secs = excluded.duration_secs,
+            script_version_no = excluded.script_version_no, state = excluded.state,
             level = excluded.level, updated_at = excluded.updated_at"
     ))?
     .execute(params![
@@ -151,7 +148,7 @@ pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
         call.script,
         call.script_version,
         call.language,
-        call.step.as_str(),
+        call.step,
         call.step_attempts,
         call.step_silences,
         call.account_id,
@@ -167,6 +164,8 @@ pub fn save(conn: &Connection, call: &Call, now: i64) -> anyhow::Result<()> {
         call.handed_off_at,
         call.ended_at,
         call.duration_secs,
+        call.script_version_no,
+        serde_json::to_string(&call.state).unwrap_or_else(|_| "{}".into()),
         call.level().as_str(),
         now
     ])

@@ -4,10 +4,13 @@
 //! work off the async runtime.
 
 pub mod accounts;
+pub mod audit;
 pub mod backup;
 pub mod call_codes;
 pub mod calls;
+pub mod knowledge;
 mod migrations;
+pub mod scripts;
 pub mod throttle;
 pub mod users;
 mod writer;

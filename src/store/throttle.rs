@@ -21,6 +21,7 @@ pub struct FailureOutcome {
 pub enum FailureKind {
     AccountCode,
     Totp,
+    Knowledge,
 }
 
 impl FailureKind {
@@ -28,6 +29,7 @@ impl FailureKind {
         match self {
             Self::AccountCode => "account_code",
             Self::Totp => "totp",
+            Self::Knowledge => "knowledge",
         }
     }
 }

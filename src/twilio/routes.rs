@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::webhook::{SignedForm, VoiceParams};
 use crate::error::ApiError;
-use crate::ivr::flow::{self, Event, StepUrl};
+use crate::ivr::flow::{self, Event};
 use crate::startup::AppState;
 use crate::store::{calls, now_ms};
 
@@ -34,15 +34,24 @@ async fn flow_step(
     Path(step): Path<String>,
     form: SignedForm,
 ) -> Result<Response, ApiError> {
-    let step = StepUrl::from_segment(&step).ok_or(ApiError::NotFound)?;
-    let event = match step {
-        StepUrl::HandoffResult => Event::HandoffResult(
+    // Step names are short lowercase identifiers (the checker enforces it); anything else was
+    // never in a document callgate sent.
+    let valid = (1..=40).contains(&step.len())
+        && step
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(ApiError::NotFound);
+    }
+    let event = if step == flow::HANDOFF_RESULT {
+        Event::HandoffResult(
             form.get("DialCallStatus")
                 .or_else(|| form.get("QueueResult"))
                 .filter(|v| v.len() <= 32)
                 .map(str::to_owned),
-        ),
-        other => Event::Input(other),
+        )
+    } else {
+        Event::Input(step)
     };
     run_flow(&state, &form, event).await
 }
@@ -51,9 +60,9 @@ async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<R
     let params = VoiceParams::read(form, state.settings.region)
         .inspect_err(|_| state.ivr.metrics.error("bad_request"))?;
     let endpoint = match &event {
-        Event::Incoming => "voice",
-        Event::Input(step) => step.path().rsplit('/').next().unwrap_or("step"),
-        Event::HandoffResult(_) => "handoff-result",
+        Event::Incoming => "voice".to_owned(),
+        Event::Input(step) => step.clone(),
+        Event::HandoffResult(_) => flow::HANDOFF_RESULT.to_owned(),
     };
     let started = std::time::Instant::now();
     // Every log line of this webhook, on this task or on the writer thread, carries the CallSid:

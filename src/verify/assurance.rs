@@ -15,6 +15,9 @@ pub enum Factor {
     CallCode,
     /// An authenticator app's code: something the caller has.
     Totp,
+    /// A knowledge question answered (date of birth, ...). Weak: over half of fraudsters answer
+    /// them, so it is shown to the agent but raises no level.
+    Knowledge,
 }
 
 impl Factor {
@@ -24,6 +27,7 @@ impl Factor {
             Self::AccountCode => "account_code",
             Self::CallCode => "call_code",
             Self::Totp => "totp",
+            Self::Knowledge => "knowledge",
         }
     }
 
@@ -33,6 +37,7 @@ impl Factor {
             Self::AccountCode,
             Self::CallCode,
             Self::Totp,
+            Self::Knowledge,
         ]
         .into_iter()
         .find(|f| f.as_str() == s)
@@ -141,6 +146,11 @@ mod tests {
         assert_eq!(level(&[CallCode]), AssuranceLevel::Medium);
         assert_eq!(level(&[Totp]), AssuranceLevel::Medium);
         assert_eq!(level(&[AccountCode, Totp]), AssuranceLevel::High);
+        assert_eq!(
+            level(&[AccountCode, Knowledge]),
+            AssuranceLevel::Low,
+            "a knowledge answer raises no level"
+        );
         assert!(!AssuranceLevel::Low.is_verified());
         assert!(AssuranceLevel::Medium.is_verified());
     }
