@@ -103,7 +103,6 @@ CREATE TABLE failure_minutes (
 DROP INDEX failures_by_time;
 "#;
 
-
 /// Issue 3 and 4: scripts as versions in the database, an append-only audit trail chained by
 /// hash, knowledge answers, test accounts for the simulator, web sessions, agents' departments.
 const V3: &str = r#"

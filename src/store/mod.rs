@@ -8,6 +8,7 @@ pub mod backup;
 pub mod call_codes;
 pub mod calls;
 mod migrations;
+pub mod sessions;
 pub mod throttle;
 pub mod users;
 mod writer;
