@@ -100,15 +100,15 @@ impl Browser {
         let http = reqwest::Client::new();
         let started = Instant::now();
         loop {
-            if let Ok(r) = http.get(format!("{url}/status")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = http.get(format!("{url}/status")).send().await
+                && r.status().is_success()
+            {
+                break;
             }
-            if let Some(child) = guard.0.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("chromedriver exited at start: {status}");
-                }
+            if let Some(child) = guard.0.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("chromedriver exited at start: {status}");
             }
             assert!(
                 started.elapsed() < WAIT,
