@@ -97,7 +97,7 @@ mod tests {
             .unwrap()
             .render(user_context(&user, "tok"))
             .unwrap();
-        assert!(html.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{html}");
+        assert!(html.contains("&lt;b&gt;Eve&lt;&#x2f;b&gt;"), "{html}");
         assert!(!html.contains("<b>Eve"));
         assert!(!html.contains("<script>") && !html.contains(" style="));
     }
