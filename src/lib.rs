@@ -8,6 +8,7 @@
 //! - `store/`: SQLite storage.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+//! - `web/`: browser sessions, HTML pages and their assets, security headers.
 //! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
 
 pub mod agent;
@@ -23,3 +24,4 @@ pub mod startup;
 pub mod store;
 pub mod twilio;
 pub mod verify;
+pub mod web;

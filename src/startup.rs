@@ -122,7 +122,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::twilio::routes::router())
         .merge(crate::agent::routes::router())
+        .merge(crate::web::router())
         .nest_service("/sounds", sounds)
+        .layer(axum::middleware::map_response(crate::web::headers::nosniff))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

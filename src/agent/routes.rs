@@ -1,4 +1,5 @@
 //! `GET /api/calls/{CallSid}`: the screen-pop of one call, for agents and admins.
+//! `GET /api/me`: who the token or session belongs to (the pages' scripts start from it).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -12,7 +13,24 @@ use crate::startup::AppState;
 use crate::store::{calls, now_ms};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/calls/{call_sid}", get(screen_pop))
+    Router::new()
+        .route("/api/calls/{call_sid}", get(screen_pop))
+        .route("/api/me", get(me))
+}
+
+#[derive(serde::Serialize)]
+struct Me {
+    name: String,
+    role: crate::store::users::Role,
+    departments: Vec<String>,
+}
+
+async fn me(AuthUser(user): AuthUser) -> Json<Me> {
+    Json(Me {
+        name: user.name,
+        role: user.role,
+        departments: user.departments,
+    })
 }
 
 async fn screen_pop(

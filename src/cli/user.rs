@@ -20,12 +20,19 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// Comma-separated categories an agent serves (`billing,technical`); none means all.
+        #[arg(long, default_value = "")]
+        departments: String,
     },
 }
 
 pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, role } => {
+        UserCommand::Add {
+            name,
+            role,
+            departments,
+        } => {
             let name = name.trim();
             if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 anyhow::bail!("user name must be 1-64 printable characters");
@@ -34,8 +41,10 @@ pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
                 RoleArg::Agent => Role::Agent,
                 RoleArg::Admin => Role::Admin,
             };
+            let departments = users::parse_departments(&departments)?;
             let store = Store::open(data_dir)?;
-            let token = users::add(&*store.conn()?, name, role, now_ms())?;
+            let token =
+                users::add_with_departments(&*store.conn()?, name, role, &departments, now_ms())?;
             println!(
                 "{} {name} created; its API token (shown only now):",
                 role.as_str()

@@ -11,6 +11,7 @@ pub mod calls;
 pub mod knowledge;
 mod migrations;
 pub mod scripts;
+pub mod sessions;
 pub mod throttle;
 pub mod users;
 mod writer;

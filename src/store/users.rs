@@ -35,27 +35,88 @@ impl Role {
 
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The row id, which web sessions refer to.
+    pub id: i64,
     pub name: String,
     pub role: Role,
+    /// The categories (`billing`, `technical`, ...) an agent serves; empty for admins and for
+    /// agents who serve every department.
+    pub departments: Vec<String>,
+}
+
+/// The longest department name; they are category keys, not prose.
+const MAX_DEPARTMENT_LEN: usize = 32;
+
+/// Reads a comma-separated department list (`billing, technical`): trimmed, lowercased,
+/// deduplicated, each made of `a-z 0-9 _ -` so it can be stored comma-separated and shown in a
+/// page without surprises.
+pub fn parse_departments(list: &str) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let dept = part.to_ascii_lowercase();
+        let valid = dept.len() <= MAX_DEPARTMENT_LEN
+            && dept
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            anyhow::bail!(
+                "department {part:?} must be 1-{MAX_DEPARTMENT_LEN} characters of a-z, 0-9, _ and -"
+            );
+        }
+        if !out.contains(&dept) {
+            out.push(dept);
+        }
+    }
+    Ok(out)
+}
+
+/// The stored column, split back into names (the column is only ever written by `add`, from
+/// `parse_departments`, so no validation is repeated here).
+fn split_departments(column: &str) -> Vec<String> {
+    column
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Creates a user and returns its token (`cg_` + 43 base64url characters).
+/// Creates a user serving no particular department and returns its token.
 pub fn add(
     conn: &Connection,
     name: &str,
     role: Role,
     now: i64,
 ) -> anyhow::Result<Zeroizing<String>> {
+    add_with_departments(conn, name, role, &[], now)
+}
+
+/// Creates a user and returns its token (`cg_` + 43 base64url characters). `departments` are
+/// expected to come from `parse_departments`.
+pub fn add_with_departments(
+    conn: &Connection,
+    name: &str,
+    role: Role,
+    departments: &[String],
+    now: i64,
+) -> anyhow::Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     let token = Zeroizing::new(format!("cg_{}", URL_SAFE_NO_PAD.encode(raw.as_ref())));
     let inserted = conn.execute(
-        "INSERT INTO users (name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name, role.as_str(), token_hash(&token), now],
+        "INSERT INTO users (name, role, token_hash, created_at, departments) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            name,
+            role.as_str(),
+            token_hash(&token),
+            now,
+            departments.join(",")
+        ],
     );
     match inserted {
         Ok(_) => Ok(token),
@@ -67,9 +128,49 @@ pub fn add(
 }
 
 pub fn by_token(conn: &Connection, token: &str) -> anyhow::Result<Option<User>> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT name, role FROM users WHERE token_hash = ?1")?
-        .query_row([token_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+    by_column(conn, "token_hash", token_hash(token))
+}
+
+/// The user a web session belongs to.
+pub fn by_id(conn: &Connection, id: i64) -> anyhow::Result<Option<User>> {
+    by_column(conn, "id", id)
+}
+
+/// One user by a unique column (`column` is one of this module's constants, never input).
+fn by_column(
+    conn: &Connection,
+    column: &'static str,
+    value: impl rusqlite::ToSql,
+) -> anyhow::Result<Option<User>> {
+    let sql = format!("SELECT id, name, role, departments FROM users WHERE {column} = ?1");
+    let row: Option<(i64, String, String, String)> = conn
+        .prepare_cached(&sql)?
+        .query_row([value], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    Ok(row.and_then(|(name, role)| Role::parse(&role).map(|role| User { name, role })))
+    Ok(row.and_then(|(id, name, role, departments)| {
+        Role::parse(&role).map(|role| User {
+            id,
+            name,
+            role,
+            departments: split_departments(&departments),
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn departments_are_normalised_and_checked() {
+        assert_eq!(
+            parse_departments(" Billing, technical,,billing ").unwrap(),
+            ["billing", "technical"]
+        );
+        assert!(parse_departments("").unwrap().is_empty());
+        assert!(parse_departments("bill ing").is_err());
+        assert!(parse_departments("<script>").is_err());
+    }
 }

@@ -17,6 +17,7 @@ use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
 
+pub mod browser;
 pub mod process;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
@@ -193,6 +194,20 @@ impl TestApp {
         users::add(&self.store().conn().unwrap(), name, role, now_ms())
             .unwrap()
             .to_string()
+    }
+
+    /// Like `user`, for an agent serving `departments` (comma-separated).
+    pub fn user_in(&self, name: &str, role: Role, departments: &str) -> String {
+        let departments = users::parse_departments(departments).unwrap();
+        users::add_with_departments(
+            &self.store().conn().unwrap(),
+            name,
+            role,
+            &departments,
+            now_ms(),
+        )
+        .unwrap()
+        .to_string()
     }
 
     /// Maps a URL from a TwiML document (built on the public URL) to this server.
