@@ -14,6 +14,15 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// 409: the request is well-formed but clashes with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: a script (or other document) that does not pass its checker, with every problem.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        problems: serde_json::Value,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -31,12 +40,20 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let body = match &self {
+            Self::Invalid { message, problems } => {
+                serde_json::json!({ "error": message, "problems": problems })
+            }
+            _ => serde_json::json!({ "error": self.to_string() }),
+        }
+        .to_string();
         let mut response =
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if matches!(self, Self::Unauthorized) {

@@ -11,6 +11,7 @@
 //! - `web/`: browser sessions, HTML pages and their assets, security headers.
 //! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
 
+pub mod admin;
 pub mod agent;
 pub mod cli;
 pub mod config;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub ivr: Arc<IvrContext>,
+    /// The admin page's simulated calls.
+    pub simulations: Arc<crate::admin::simulator::Simulations>,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             settings: Arc::new(settings),
             store,
             ivr: Arc::new(ivr),
+            simulations: Default::default(),
         })
     }
 }
@@ -122,6 +125,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::twilio::routes::router())
         .merge(crate::agent::routes::router())
+        .merge(crate::admin::router())
         .merge(crate::web::router())
         .nest_service("/sounds", sounds)
         .layer(axum::middleware::map_response(crate::web::headers::nosniff))
@@ -192,10 +196,54 @@ pub async fn serve(
         data_dir = %state.settings.data_dir.display(),
         "callgate serving"
     );
-    axum::serve(listener, app(state))
+    let watcher = tokio::spawn(watch_publishes(state.clone()));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving")
+        .context("serving");
+    watcher.abort();
+    served
+}
+
+/// How often the server looks for versions published by another process (`callgate script
+/// publish`, a second server); the admin API reloads at once.
+const PUBLISH_POLL: Duration = Duration::from_secs(2);
+
+/// Reloads the live scripts when the audit trail shows a publish this process did not see.
+async fn watch_publishes(state: AppState) {
+    let last_publish = |conn: &mut rusqlite::Connection| {
+        conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE action = 'script.publish'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .context("reading the audit trail")
+    };
+    let mut seen = state.store.run(last_publish).await.unwrap_or(0);
+    let mut tick = tokio::time::interval(PUBLISH_POLL);
+    loop {
+        tick.tick().await;
+        let Ok(latest) = state.store.run(last_publish).await else {
+            continue;
+        };
+        if latest == seen {
+            continue;
+        }
+        let s = state.clone();
+        match state
+            .store
+            .run(move |conn| s.ivr.scripts.reload(conn))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!("published scripts reloaded");
+                seen = latest;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "published scripts could not be reloaded; the previous ones keep answering")
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight webhooks finish before the process exits.

@@ -31,6 +31,13 @@ pub enum AccountCommand {
         /// An attribute shown to agents, e.g. --attr plan=premium (repeatable).
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
+        /// A knowledge answer, e.g. --knowledge dob=14031985 (digits, as typed on a keypad;
+        /// stored as a keyed hash; repeatable).
+        #[arg(long, value_name = "QUESTION=DIGITS")]
+        knowledge: Vec<String>,
+        /// A test account, which the admin page's call simulator may use.
+        #[arg(long)]
+        test: bool,
     },
     /// Issue a one-time call code (what the customer sees in their logged-in account).
     CallCode {
@@ -62,6 +69,8 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             code,
             totp,
             attrs,
+            knowledge,
+            test,
         } => {
             // Everything is parsed before anything is opened or written.
             let id = AccountId::parse(&id)?;
@@ -69,6 +78,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             let phone = PhoneNumber::parse(&phone, region)?;
             let code = code.as_deref().map(AccountCode::parse).transpose()?;
             let attributes = parse_attributes(&attrs)?;
+            let knowledge = parse_knowledge(&knowledge)?;
             let store = Store::open(data_dir)?;
             let keys = Keyring::load_or_create(data_dir)?;
             let secret = totp.then(totp::new_secret);
@@ -79,6 +89,8 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 code: code.as_ref(),
                 totp_secret: secret.as_deref().map(Vec::as_slice),
                 attributes: &attributes,
+                knowledge: &knowledge,
+                test,
             };
             let uri = secret
                 .as_ref()
@@ -165,6 +177,32 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
+}
+
+/// `question=digits` pairs: the question a script's knowledge step names, the answer as the
+/// caller types it.
+fn parse_knowledge(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (q, a) = pair
+                .split_once('=')
+                .with_context(|| format!("--knowledge {pair:?}: expected QUESTION=DIGITS"))?;
+            let q = q.trim();
+            let valid_q = !q.is_empty()
+                && q.len() <= 40
+                && q.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid_q {
+                bail!("--knowledge: question {q:?} must be lowercase letters, digits, - or _");
+            }
+            if a.is_empty() || a.len() > 20 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("--knowledge {q}: the answer must be 1-20 digits, as typed on a keypad");
+            }
+            Ok((q.to_owned(), a.to_owned()))
+        })
+        .collect()
 }
 
 fn parse_attributes(attrs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {

@@ -2,6 +2,7 @@
 //! server runs (SQLite in WAL mode serialises the writers).
 
 mod account;
+mod script;
 mod serve;
 mod user;
 
@@ -51,6 +52,12 @@ pub enum Command {
     /// Manage agents and admins.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Check, list, export and publish IVR scripts.
+    #[command(subcommand)]
+    Script(script::ScriptCommand),
+    /// Read and verify the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(script::AuditCommand),
     /// A terminal softphone: call a running callgate the way Twilio does.
     Call(crate::softphone::CallArgs),
     /// Play many calls against a server and report throughput and latency (see BENCHMARKS.md).
@@ -82,6 +89,8 @@ pub async fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args, cli.data_dir, cli.region).await,
         Command::Account(cmd) => account::run(cmd, &cli.data_dir, cli.region),
         Command::User(cmd) => user::run(cmd, &cli.data_dir),
+        Command::Script(cmd) => script::run(cmd, &cli.data_dir),
+        Command::Audit(cmd) => script::run_audit(cmd, &cli.data_dir),
         Command::Call(args) => crate::softphone::run(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
         Command::Seed {

@@ -170,11 +170,14 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             code: Some(&code),
             totp_secret: secret.as_deref().map(Vec::as_slice),
             attributes: &attributes,
+            // Demo accounts are test accounts: the admin page's simulator can call as them.
+            knowledge: &[("dob".to_owned(), "14031985".to_owned())],
+            test: true,
         };
         match accounts::add(&mut conn, &keys, &new, now_ms()) {
             Ok(()) => {
                 println!(
-                    "account {id}: {} phone {phone} code {}",
+                    "account {id}: {} phone {phone} code {} (date of birth 14031985)",
                     name.as_str(),
                     code.expose()
                 );
@@ -196,6 +199,12 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let agent = format!("demo-agent-{}", now_ms());
     let token = users::add(&conn, &agent, Role::Agent, now_ms())?;
     println!("agent token: {}", token.as_str());
+    let admin = format!("demo-admin-{}", now_ms());
+    let admin_token = users::add(&conn, &admin, Role::Admin, now_ms())?;
+    println!(
+        "admin token: {}  (log in at {public_url}/login)",
+        admin_token.as_str()
+    );
     println!(
         "try:  CALLGATE_AGENT_TOKEN={} callgate call --url {public_url} --from +48601234567",
         token.as_str()

@@ -105,6 +105,8 @@ pub fn seed(
                 code: Some(&code),
                 totp_secret: f.totp_secret.as_deref(),
                 attributes: &attributes,
+                knowledge: &[],
+                test: false,
             };
             accounts::insert(&tx, keys, &new, now)?;
         }

@@ -20,6 +20,7 @@ pub struct Account {
     pub failed_count: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    pub test: bool,
 }
 
 pub struct NewAccount<'a> {
@@ -30,6 +31,10 @@ pub struct NewAccount<'a> {
     /// A TOTP secret to seal, when the account gets an authenticator.
     pub totp_secret: Option<&'a [u8]>,
     pub attributes: &'a BTreeMap<String, String>,
+    /// Knowledge answers (question, answer), e.g. ("dob", "14031985"), stored as keyed hashes.
+    pub knowledge: &'a [(String, String)],
+    /// A test account: the only kind the admin page's call simulator sees.
+    pub test: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +48,7 @@ pub enum AddAccountError {
 }
 
 const COLUMNS: &str = "id, name, phone, code_hash IS NOT NULL, totp_secret IS NOT NULL, attributes, \
-                       failed_count, locked_until, created_at";
+                       failed_count, locked_until, created_at, test";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     let attributes: String = row.get(5)?;
@@ -57,6 +62,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
         failed_count: row.get(6)?,
         locked_until: row.get(7)?,
         created_at: row.get(8)?,
+        test: row.get(9)?,
     })
 }
 
@@ -129,8 +135,8 @@ pub fn insert(
     };
     let attributes = serde_json::to_string(new.attributes).context("attributes")?;
     conn.prepare_cached(
-        "INSERT INTO accounts (id, name, phone, code_hash, code_key_version, totp_secret, totp_key_version, attributes, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO accounts (id, name, phone, code_hash, code_key_version, totp_secret, totp_key_version, attributes, created_at, test)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         new.id.as_str(),
@@ -141,9 +147,13 @@ pub fn insert(
         totp.as_ref().map(|(_, s)| s),
         totp.as_ref().map(|(v, _)| v),
         attributes,
-        now
+        now,
+        new.test
     ])
     .context("inserting account")?;
+    for (question, answer) in new.knowledge {
+        super::knowledge::set(conn, keys, new.id.as_str(), question, answer)?;
+    }
     Ok(())
 }
 

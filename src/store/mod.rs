@@ -10,6 +10,7 @@ pub mod call_codes;
 pub mod calls;
 pub mod knowledge;
 mod migrations;
+pub mod scratch;
 pub mod scripts;
 pub mod sessions;
 pub mod throttle;

@@ -166,6 +166,8 @@ impl TestApp {
             code: code.as_ref(),
             totp_secret: secret.as_deref(),
             attributes: &attrs,
+            knowledge: &[],
+            test: false,
         };
         accounts::add(
             &mut self.store().conn().unwrap(),

@@ -240,8 +240,16 @@ impl Checker<'_> {
                 ),
             );
         }
-        // Prompts no step uses: probably a typo somewhere.
-        let mut used_prompts: HashSet<&str> = steps.values().flat_map(step_prompts).collect();
+        // Prompts no step uses: probably a typo somewhere. Read from the raw steps, so a step
+        // with another error does not make its prompts look unused.
+        let mut used_prompts: HashSet<&str> = raw
+            .steps
+            .values()
+            .flat_map(|st| [&st.prompt, &st.retry_prompt, &st.no_input_prompt])
+            .chain([&raw.defaults.retry_prompt, &raw.defaults.no_input_prompt])
+            .flatten()
+            .map(|p| p.get_ref().as_str())
+            .collect();
         used_prompts.insert(TECHNICAL_ERROR_PROMPT);
         for key in raw.prompts.keys() {
             if !used_prompts.contains(key.get_ref().as_str()) {
@@ -1157,23 +1165,6 @@ impl RawStep {
         add("reason", self.reason.as_ref().map(|v| v.span()));
         out
     }
-}
-
-fn step_prompts(step: &Step) -> Vec<&str> {
-    let mut out = Vec::new();
-    match step {
-        Step::Say { prompt, .. } | Step::Goodbye { prompt, .. } => out.push(prompt.as_str()),
-        Step::Language { prompt, .. } | Step::Menu { prompt, .. } | Step::Verify { prompt, .. } => {
-            out.push(prompt.as_str())
-        }
-        Step::Handoff { prompt, .. } => out.extend(prompt.as_deref()),
-        Step::Department { .. } => {}
-    }
-    if let Some(input) = step.input() {
-        out.extend(input.retry_prompt.as_deref());
-        out.extend(input.no_input_prompt.as_deref());
-    }
-    out
 }
 
 /// The single keypad digits a prompt text announces ("press 1", "naciśnij 2"): a digit that

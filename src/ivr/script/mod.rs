@@ -53,6 +53,15 @@ impl ScriptSet {
         Ok(Self { scripts, by_number })
     }
 
+    /// One script answering every number, whatever its name (the simulator's).
+    pub fn single(script: Arc<Script>) -> Self {
+        let name = script.name.clone();
+        Self {
+            scripts: HashMap::from([("default".to_owned(), script.clone()), (name, script)]),
+            by_number: HashMap::new(),
+        }
+    }
+
     /// The script that answers a call to `called`.
     pub fn for_number(&self, called: Option<&str>) -> Arc<Script> {
         called

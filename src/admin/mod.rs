@@ -1,0 +1,30 @@
+//! What admins do through the API (and the `/admin` page, which calls it): edit, check,
+//! version and publish IVR scripts, read the audit trail, and try a draft in the call simulator.
+//! Agents get 403 on all of it.
+
+pub mod auth;
+pub mod graph;
+pub mod scripts;
+pub mod simulator;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/scripts", get(scripts::list))
+        .route("/api/scripts/check", post(scripts::check_draft))
+        .route("/api/scripts/{name}", get(scripts::show).put(scripts::save))
+        .route("/api/scripts/{name}/versions", get(scripts::versions))
+        .route(
+            "/api/scripts/{name}/versions/{version}",
+            get(scripts::version),
+        )
+        .route("/api/scripts/{name}/publish", post(scripts::publish))
+        .route("/api/scripts/{name}/rollback", post(scripts::rollback))
+        .route("/api/audit", get(scripts::audit))
+        .route("/api/simulator", post(simulator::start))
+        .route("/api/simulator/{session}", post(simulator::step))
+}

@@ -1,0 +1,383 @@
+//! `/api/scripts`: list, read, save drafts (422 with every problem when the checker refuses),
+//! versions, publish and roll back; `/api/audit`: the trail. Publishing swaps the live set at
+//! once: the next call takes the new version, calls in progress keep theirs.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Admin;
+use super::graph::{self, Graph};
+use crate::error::ApiError;
+use crate::ivr::script::{self, Problem, Script, ScriptSet, Severity};
+use crate::startup::AppState;
+use crate::store::{audit, now_ms, scripts as stored};
+
+/// A script source may not be larger than this.
+const MAX_SOURCE_BYTES: usize = 60 * 1024;
+
+#[derive(Serialize)]
+pub struct ScriptSummary {
+    #[serde(flatten)]
+    row: stored::ScriptRow,
+    description: Option<String>,
+    numbers: Vec<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<ScriptSummary>>, ApiError> {
+    let rows = state
+        .store
+        .run(|conn| stored::list(conn))
+        .await
+        .map_err(ApiError::internal)?;
+    let live = state.ivr.scripts.live();
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| {
+                let published = live.get(&row.name);
+                ScriptSummary {
+                    description: published.as_ref().and_then(|s| s.description.clone()),
+                    numbers: published.map(|s| s.numbers.clone()).unwrap_or_default(),
+                    row,
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct VersionQuery {
+    version: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ScriptDetail {
+    name: String,
+    version: i64,
+    published_version: Option<i64>,
+    latest_version: i64,
+    source: String,
+    problems: Vec<Problem>,
+    graph: Option<Graph>,
+}
+
+/// A script's published version (or `?version=N`), with its problems and its graph.
+pub async fn show(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> Result<Json<ScriptDetail>, ApiError> {
+    let lookup = name.clone();
+    let found = state
+        .store
+        .run(move |conn| {
+            let published = stored::published_version(conn, &lookup)?;
+            let Some((latest, latest_source)) = stored::latest(conn, &lookup)? else {
+                return Ok(None);
+            };
+            let version = q.version.or(published).unwrap_or(latest);
+            let source = if version == latest {
+                Some(latest_source)
+            } else {
+                stored::source(conn, &lookup, version)?
+            };
+            Ok(source.map(|s| (version, published, latest, s)))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let (version, published_version, latest_version, source) = found.ok_or(ApiError::NotFound)?;
+    let checked = script::check(&source, state.ivr.scripts.env());
+    Ok(Json(ScriptDetail {
+        name,
+        version,
+        published_version,
+        latest_version,
+        graph: checked.script.as_ref().map(graph::build),
+        problems: checked.problems,
+        source,
+    }))
+}
+
+#[derive(Deserialize)]
+struct SourceBody {
+    source: String,
+}
+
+/// The script text of a request: JSON `{"source": "..."}`, or the TOML itself as the body.
+fn source_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    if body.len() > MAX_SOURCE_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "a script may be at most {MAX_SOURCE_BYTES} bytes"
+        )));
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json {
+        let parsed: SourceBody =
+            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        Ok(parsed.source)
+    } else {
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::BadRequest("the script must be UTF-8 text".into()))
+    }
+}
+
+#[derive(Serialize)]
+pub struct CheckResult {
+    ok: bool,
+    name: Option<String>,
+    problems: Vec<Problem>,
+    graph: Option<Graph>,
+}
+
+/// The editor's live check: nothing is saved.
+pub async fn check_draft(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CheckResult>, ApiError> {
+    let source = source_of(&headers, &body)?;
+    let checked = script::check(&source, state.ivr.scripts.env());
+    let ok = checked.script.is_some();
+    Ok(Json(CheckResult {
+        ok,
+        name: checked.script.as_ref().map(|s| s.name.clone()),
+        graph: checked.script.as_ref().map(graph::build),
+        problems: checked.problems,
+    }))
+}
+
+fn invalid(problems: &[Problem]) -> ApiError {
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    ApiError::Invalid {
+        message: format!("the script has {errors} error(s)"),
+        problems: serde_json::to_value(problems).unwrap_or_default(),
+    }
+}
+
+/// Checks a text for saving as a version of `name`: every checker problem, plus a name that
+/// does not match the URL.
+fn checked_for(state: &AppState, name: &str, source: &str) -> Result<Script, ApiError> {
+    let mut checked = script::check(source, state.ivr.scripts.env());
+    if let Some(s) = &checked.script
+        && s.name != name
+    {
+        let line = source
+            .lines()
+            .position(|l| l.trim_start().starts_with("name"))
+            .map_or(1, |i| i + 1);
+        checked.problems.push(Problem {
+            severity: Severity::Error,
+            line,
+            col: 1,
+            message: format!("the script is named {:?} but is saved as {name:?}", s.name),
+        });
+        return Err(invalid(&checked.problems));
+    }
+    checked.script.ok_or_else(|| invalid(&checked.problems))
+}
+
+#[derive(Serialize)]
+pub struct Saved {
+    name: String,
+    version: i64,
+    published: bool,
+    problems: Vec<Problem>,
+}
+
+/// `PUT /api/scripts/{name}`: saves a draft version (a new script when the name is new).
+pub async fn save(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Saved>), ApiError> {
+    let source = source_of(&headers, &body)?;
+    let checked = script::check(&source, state.ivr.scripts.env());
+    let warnings: Vec<Problem> = checked.problems.clone();
+    checked_for(&state, &name, &source)?;
+    let (n, author) = (name.clone(), user.name.clone());
+    let version = state
+        .store
+        .write(move |conn| stored::add_version(conn, &n, &source, "api", &author, now_ms()))
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(script = %name, version, "script draft saved");
+    Ok((
+        StatusCode::CREATED,
+        Json(Saved {
+            name,
+            version,
+            published: false,
+            problems: warnings,
+        }),
+    ))
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<stored::Version>>, ApiError> {
+    let list = state
+        .store
+        .run(move |conn| stored::versions(conn, &name))
+        .await
+        .map_err(ApiError::internal)?;
+    if list.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(list))
+}
+
+#[derive(Serialize)]
+pub struct VersionSource {
+    name: String,
+    version: i64,
+    source: String,
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path((name, version)): Path<(String, i64)>,
+) -> Result<Json<VersionSource>, ApiError> {
+    let n = name.clone();
+    let source = state
+        .store
+        .run(move |conn| stored::source(conn, &n, version))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(VersionSource {
+        name,
+        version,
+        source,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PublishBody {
+    version: i64,
+}
+
+#[derive(Serialize)]
+pub struct Published {
+    name: String,
+    published_version: i64,
+    previous_version: Option<i64>,
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(name): Path<String>,
+    Json(body): Json<PublishBody>,
+) -> Result<Json<Published>, ApiError> {
+    publish_version(&state, &user.name, name, body.version).await
+}
+
+/// A rollback is a publish of an earlier version; it is refused for a version that is not
+/// earlier, so a mistyped number cannot push an untested draft live.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(name): Path<String>,
+    Json(body): Json<PublishBody>,
+) -> Result<Json<Published>, ApiError> {
+    let n = name.clone();
+    let current = state
+        .store
+        .run(move |conn| stored::published_version(conn, &n))
+        .await
+        .map_err(ApiError::internal)?;
+    if current.is_some_and(|c| body.version >= c) {
+        return Err(ApiError::Conflict(format!(
+            "version {} is not earlier than the published version {}",
+            body.version,
+            current.unwrap_or_default()
+        )));
+    }
+    publish_version(&state, &user.name, name, body.version).await
+}
+
+async fn publish_version(
+    state: &AppState,
+    actor: &str,
+    name: String,
+    version: i64,
+) -> Result<Json<Published>, ApiError> {
+    let n = name.clone();
+    let source = state
+        .store
+        .run(move |conn| stored::source(conn, &n, version))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    // Checked again: sound files may have gone since the draft was saved.
+    let mut candidate = checked_for(state, &name, &source)?;
+    candidate.version = version;
+    // The whole set must still hold together (a number bound twice, no default).
+    let live = state.ivr.scripts.live();
+    let mut list: Vec<Arc<Script>> = live.all().filter(|s| s.name != name).cloned().collect();
+    list.push(Arc::new(candidate));
+    ScriptSet::from_scripts(list).map_err(|e| ApiError::Conflict(format!("{e:#}")))?;
+
+    let (n, who) = (name.clone(), actor.to_owned());
+    let previous = state
+        .store
+        .write(move |conn| {
+            let previous = stored::published_version(conn, &n)?;
+            stored::publish(conn, &n, version, &who, now_ms())?;
+            Ok(previous)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let catalog_state = state.clone();
+    state
+        .store
+        .run(move |conn| catalog_state.ivr.scripts.reload(conn))
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(script = %name, version, "script published");
+    Ok(Json(Published {
+        name,
+        published_version: version,
+        previous_version: previous,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    subject: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<audit::Entry>>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state
+        .store
+        .run(move |conn| audit::recent(conn, q.subject.as_deref(), limit))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(entries))
+}
