@@ -557,3 +557,96 @@ async fn export_writes_published_versions_and_cli_publish_reaches_the_running_se
     );
     assert!(export.path().join("bilingual.toml").exists());
 }
+
+/// The three everyday changes of ivr-scripts/README.md, made as written there, pass the checker
+/// and do what the README says.
+#[tokio::test]
+async fn the_readme_changes_work_as_documented() {
+    let text = shipped()
+        .replace(
+            "\"pl-PL\" = \"Dzień dobry, tu pomoc techniczna.\"",
+            "\"pl-PL\" = \"Dzień dobry, tu dział obsługi klienta firmy Przykład.\"",
+        )
+        .replace(
+            "\"en-US\" = \"Hello, you have reached the service desk.\"",
+            "\"en-US\" = \"Hello, this is Example's customer service.\"",
+        )
+        .replace(
+            "options = { \"1\" = \"billing\", \"2\" = \"technical\", \"3\" = \"other\" }",
+            "options = { \"1\" = \"billing\", \"2\" = \"technical\", \"3\" = \"other\", \"4\" = \"returns\" }",
+        )
+        .replace(
+            "Inne sprawy: naciśnij 3.\"",
+            "Inne sprawy: naciśnij 3. Zwroty: naciśnij 4.\"",
+        )
+        .replace(
+            "For anything else, press 3.\"",
+            "For anything else, press 3. For returns, press 4.\"",
+        )
+        + r#"
+[departments.returns]
+requires = "high"
+
+[steps.returns]
+kind = "department"
+department = "returns"
+next = "agent"
+step_up = "step-up-totp"
+on_insufficient = "not-verified"
+
+[steps.step-up-totp]
+kind = "verify"
+factor = "totp"
+prompt = "ask_totp"
+retry_prompt = "wrong_totp"
+on_success = "menu"
+on_unavailable = "not-verified"
+on_failure = "failed"
+
+[steps.not-verified]
+kind = "say"
+prompt = "not_verified"
+next = "menu"
+
+[prompts.not_verified]
+"pl-PL" = "Ta sprawa wymaga kodu z aplikacji uwierzytelniającej."
+"en-US" = "This needs the code from your authenticator app."
+"#;
+    let checked = callgate::ivr::script::check(&text, Default::default());
+    assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
+
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(scripts.path().join("default.toml"), &text).unwrap();
+    let dir = scripts.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.scripts_dir = dir).await;
+    let secret = app
+        .add_account("ACC-4001", JAN_PHONE, Some(JAN_CODE), true)
+        .unwrap();
+    let mut caller = Caller::new(&app, JAN_PHONE);
+    assert!(
+        caller
+            .dial()
+            .await
+            .said()
+            .starts_with("Dzień dobry, tu dział obsługi klienta")
+    );
+    let menu = caller.press(&format!("{JAN_CODE}#")).await;
+    assert!(
+        menu.said().contains("Zwroty: naciśnij 4."),
+        "{}",
+        menu.said()
+    );
+    // Verified at medium by caller ID; returns needs high: TOTP first.
+    let step_up = caller.press("4").await;
+    assert!(
+        step_up.said().contains("aplikacji uwierzytelniającej"),
+        "{}",
+        step_up.said()
+    );
+    let handoff = caller.press(&totp_now(&secret)).await;
+    assert!(
+        handoff.xml.contains(">returns</Enqueue>"),
+        "{}",
+        handoff.xml
+    );
+}

@@ -17,10 +17,10 @@ pub enum ScriptCommand {
     /// are also checked together (one `default`, no number bound twice).
     Check {
         files: Vec<PathBuf>,
-        #[arg(long, env = "CALLGATE_SCRIPTS_DIR", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
         scripts_dir: PathBuf,
         /// Recordings referenced by the scripts must exist here and be WAV or MP3.
-        #[arg(long, env = "CALLGATE_SOUNDS_DIR", default_value = "sounds")]
+        #[arg(long, env = "CALLGATE_SOUNDS", default_value = "sounds")]
         sounds_dir: PathBuf,
     },
     /// Scripts in the database: published and latest versions.
@@ -29,7 +29,7 @@ pub enum ScriptCommand {
     Versions { name: String },
     /// Write each script's published version (or, with --latest, its newest) to DIR/<name>.toml.
     Export {
-        #[arg(long, env = "CALLGATE_SCRIPTS_DIR", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
         dir: PathBuf,
         #[arg(long)]
         latest: bool,
