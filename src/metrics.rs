@@ -38,6 +38,11 @@ pub struct Kind {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub webhook_seconds: Family<Endpoint, Histogram>,
@@ -49,6 +54,8 @@ pub struct Metrics {
     /// `technical_error` (the caller heard the apology), `bad_signature`, `bad_request`.
     pub errors: Family<Kind, Counter>,
     pub guessing_alerts: Counter,
+    /// Speech menus: `routed` or `not_understood`.
+    pub speech_routing: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +71,12 @@ impl Default for Metrics {
         let lockouts = Family::<Kind, Counter>::default();
         let errors = Family::<Kind, Counter>::default();
         let guessing_alerts = Counter::default();
+        let speech_routing = Family::<Outcome, Counter>::default();
+        registry.register(
+            "speech_routing",
+            "Utterances at speech menus, routed or not understood",
+            speech_routing.clone(),
+        );
         registry.register(
             "webhook_seconds",
             "Time to answer a webhook",
@@ -104,6 +117,7 @@ impl Default for Metrics {
             lockouts,
             errors,
             guessing_alerts,
+            speech_routing,
         }
     }
 }

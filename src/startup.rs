@@ -70,6 +70,7 @@ impl AppState {
             workflow_sid: settings.taskrouter_workflow_sid.clone(),
             alerts: AlertGate::default(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            routing: Default::default(),
         };
         Ok(Self {
             settings: Arc::new(settings),

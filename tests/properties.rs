@@ -43,6 +43,7 @@ proptest! {
                 finish_on_key: Some("#".into()),
                 timeout_secs: 5,
                 prompts: vec![Prompt::Say(say(&text, "Polly.Ewa"))],
+                speech: None,
             }))
             .push(Verb::Enqueue(Enqueue { queue: "q".into(), action: None, workflow_sid: Some("WW".into()), task: Some(text.clone()) }))
             .push(Verb::Dial(Dial {

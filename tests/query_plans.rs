@@ -31,6 +31,7 @@ fn params(sid: &str, from: &str, digits: Option<&str>) -> VoiceParams {
         called: Some(DIALED.into()),
         stir: StirVerstat::parse(None),
         digits: Keypad::from_digits(digits),
+        speech: None,
     }
 }
 

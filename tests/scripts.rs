@@ -406,7 +406,7 @@ async fn bilingual_line_chooses_language_asks_knowledge_and_steps_up_to_totp() {
         wrong.said()
     );
     let menu = caller.press("14031985").await;
-    assert!(menu.said().contains("Billing: press 1."), "{}", menu.said());
+    assert!(menu.said().contains("billing: press 1."), "{}", menu.said());
 
     // Security needs high: the caller is asked for TOTP, then handed off.
     let step_up = caller.press("2").await;
@@ -439,7 +439,7 @@ async fn bilingual_line_chooses_language_asks_knowledge_and_steps_up_to_totp() {
     caller.press("1").await;
     let menu = caller.press(&format!("{JAN_CODE}#")).await;
     assert!(
-        menu.said().contains("Rozliczenia: naciśnij 1."),
+        menu.said().contains("rozliczenia: naciśnij 1."),
         "{}",
         menu.said()
     );
@@ -459,7 +459,7 @@ async fn an_account_without_authenticator_is_refused_a_department_that_needs_mor
     let refused = caller.press("1").await;
     assert!(
         refused.said().contains("bez silniejszego potwierdzenia")
-            && refused.said().contains("Rozliczenia: naciśnij 1."),
+            && refused.said().contains("rozliczenia: naciśnij 1."),
         "told why, and back at the menu: {}",
         refused.said()
     );
@@ -649,4 +649,102 @@ next = "menu"
         "{}",
         handoff.xml
     );
+}
+
+/// Says `words` at the current `<Gather>` the way Twilio reports speech.
+async fn say(caller: &mut Caller, words: &str, confidence: &str) -> Doc {
+    let last = caller.last.clone().unwrap();
+    let action = last.gather().unwrap().action.clone();
+    let mut params = caller.params("in-progress");
+    params.push(("SpeechResult".into(), words.into()));
+    params.push(("Confidence".into(), confidence.into()));
+    caller.fetch(&action, params).await
+}
+
+#[tokio::test]
+async fn speech_menus_route_polish_and_english_words_and_fall_back_to_keys() {
+    let app = TestApp::spawn().await;
+    let admin = app.user("admin", Role::Admin);
+    // Calls from the registered phone reach the menu at medium (billing needs no step-up).
+    let cases = [
+        (
+            "pl",
+            "Dzwonię w sprawie faktury za październik",
+            Some("billing"),
+        ),
+        ("pl", "chcialbym zaplacic rachunek", Some("billing")), // diacritics lost by the recogniser
+        ("pl", "mam pytanie o fakturę", Some("billing")),
+        (
+            "pl",
+            "ktoś ukradł mi kartę, chcę zablokować kartę",
+            Some("security"),
+        ),
+        ("pl", "podejrzana transakcja na koncie", Some("security")),
+        ("en", "I'd like to ask about my invoice", Some("billing")),
+        ("en", "my card was stolen", Some("security")),
+        ("en", "I have a complaint", Some("general")),
+        ("pl", "yyy halo słychać mnie", None), // nothing a department says: asked again
+    ];
+    for (i, (lang, words, want)) in cases.into_iter().enumerate() {
+        let id = format!("ACC-50{i:02}");
+        let phone = format!("+486040000{i:02}");
+        let secret = app
+            .add_account(&id, &phone, Some(&format!("{}", 700100 + i)), true)
+            .unwrap();
+        let mut caller = Caller::new(&app, &phone);
+        caller.to = BILINGUAL.into();
+        caller.dial().await;
+        caller.press(if lang == "pl" { "1" } else { "2" }).await;
+        let menu = caller.press(&format!("{}#", 700100 + i)).await;
+        let gather = menu.gather().unwrap();
+        assert!(menu.xml.contains("input=\"dtmf speech\""), "{}", menu.xml);
+        assert!(menu.xml.contains(if lang == "pl" {
+            "language=\"pl-PL\""
+        } else {
+            "language=\"en-US\""
+        }));
+        assert!(
+            menu.xml.contains("hints=\""),
+            "recognition hints from the phrases"
+        );
+        assert_eq!(gather.num_digits, Some(1));
+        let after = say(&mut caller, words, "0.82").await;
+        match want {
+            Some("security") => {
+                // high needs TOTP: the step-up, then the hand-off to the security desk.
+                assert!(after.gather().is_some(), "{words}: {}", after.xml);
+                let handoff = caller.press(&totp_now(&secret)).await;
+                assert!(
+                    handoff.xml.contains("security-desk"),
+                    "{words}: {}",
+                    handoff.xml
+                );
+            }
+            Some(dept) => {
+                assert!(after.handoff().is_some(), "{words}: {}", after.xml);
+                let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+                assert_eq!(pop["category"], dept, "{words}");
+            }
+            None => {
+                assert!(
+                    after.said().contains("Nie zrozumieliśmy"),
+                    "{words}: {}",
+                    after.said()
+                );
+                // The keys still work.
+                let handoff = caller.press("3").await;
+                assert!(handoff.handoff().is_some(), "{}", handoff.xml);
+            }
+        }
+    }
+    // What the classifier made of it is kept with the call, for training; never in the logs.
+    let conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
+    let routed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM calls WHERE json_extract(state, '$.speech.routed') = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(routed, 8);
 }

@@ -22,7 +22,7 @@ use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
 use crate::store::{calls, now_ms, scratch, scripts as stored};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
-use crate::twilio::webhook::VoiceParams;
+use crate::twilio::webhook::{Speech, VoiceParams};
 
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
@@ -99,6 +99,8 @@ pub struct StartBody {
 pub struct StepBody {
     /// Keys pressed (`#` ends a code entry, as on the phone); absent = the caller stays silent.
     digits: Option<String>,
+    /// Words the caller says (as Twilio's speech recognition would transcribe them).
+    speech: Option<String>,
     /// Ends the hand-off with this result (`completed`, `no-answer`, `hangup`, ...).
     handoff_result: Option<String>,
 }
@@ -177,6 +179,7 @@ pub async fn start(
             alerts: AlertGate::default(),
             // Simulated calls count in their own metrics, never in the server's.
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            routing: std::sync::RwLock::new(ivr.routing_model()),
         };
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -194,7 +197,7 @@ pub async fn start(
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let id = hex::encode(id);
-        let turn = play(&mut session, &id, Event::Incoming, None)?;
+        let turn = play(&mut session, &id, Event::Incoming, None, None)?;
         simulations.insert(id, session);
         anyhow::Ok(turn)
     })
@@ -239,7 +242,14 @@ pub async fn step(
             .digits
             .map(|d| d.trim_end_matches('#').to_owned())
             .filter(|d| !d.is_empty());
-        play(&mut session, &id, event, digits)
+        let speech = body
+            .speech
+            .filter(|s| !s.trim().is_empty())
+            .map(|text| Speech {
+                text: text.chars().take(500).collect(),
+                confidence: 0.9,
+            });
+        play(&mut session, &id, event, digits, speech)
     })
     .await
     .map_err(ApiError::internal)?
@@ -294,6 +304,7 @@ fn play(
     id: &str,
     event: Event,
     digits: Option<String>,
+    speech: Option<Speech>,
 ) -> anyhow::Result<Turn> {
     let params = VoiceParams {
         call_sid: session.call_sid.clone(),
@@ -301,6 +312,7 @@ fn play(
         called: session.called.clone(),
         stir: session.stir.clone(),
         digits: Keypad::from_digits(digits.as_deref()),
+        speech,
     };
     let span = tracing::info_span!("simulator", session = %id);
     let _in = span.enter();

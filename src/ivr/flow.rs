@@ -19,13 +19,13 @@ use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
-use crate::store::calls::{self, Call, ENDED, HANDED_OFF};
+use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
 use crate::store::{accounts, call_codes, knowledge};
 use crate::twilio::twiml::{
-    self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, Verb,
+    self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
-use crate::twilio::webhook::VoiceParams;
+use crate::twilio::webhook::{Speech, VoiceParams};
 use crate::verify::{AssuranceLevel, Factor as Proof, Keyring, Limits, totp};
 
 /// Flex caps task attributes at 1024 characters.
@@ -48,6 +48,18 @@ pub struct IvrContext {
     pub workflow_sid: Option<String>,
     pub alerts: AlertGate,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What speech routing learned from the categories agents confirmed (`callgate routing
+    /// train`), on top of each script's phrases.
+    pub routing: std::sync::RwLock<Option<Arc<crate::ivr::routing::Model>>>,
+}
+
+impl IvrContext {
+    pub fn routing_model(&self) -> Option<Arc<crate::ivr::routing::Model>> {
+        match self.routing.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// Raises the global guessing alert at most once a minute in the log, counting every time the
@@ -150,7 +162,7 @@ pub fn run(
         // Any webhook for a call we have no state for starts it from the beginning.
         _ if fresh => flow.start()?,
         Event::Incoming => flow.resume()?,
-        Event::Input(step) if step == flow.call.step => flow.input(params.digits.as_ref())?,
+        Event::Input(step) if step == flow.call.step => flow.input(params)?,
         // A webhook for another step than the call is in (a retry, a stale document): ask
         // again for what the call is waiting for.
         Event::Input(_) => flow.resume()?,
@@ -433,6 +445,18 @@ impl Flow<'_> {
             }
             _ => None,
         };
+        let speech = match step {
+            Step::Menu {
+                options,
+                speech: Some(_),
+                ..
+            } => Some(SpeechInput {
+                language: self.call.language.clone(),
+                hints: Some(self.script.speech_hints(options, &self.call.language))
+                    .filter(|h| !h.is_empty()),
+            }),
+            _ => None,
+        };
         let action = self.step_url(name);
         let mut doc = Response::new();
         for verb in said {
@@ -445,6 +469,7 @@ impl Flow<'_> {
                 finish_on_key: Some("#".into()),
                 timeout_secs: input.timeout_secs,
                 prompts,
+                speech,
             }))
             .push(Verb::Redirect { url: action }))
     }
@@ -469,7 +494,7 @@ impl Flow<'_> {
         doc
     }
 
-    fn input(&mut self, keys: Option<&Keypad>) -> anyhow::Result<Response> {
+    fn input(&mut self, params: &VoiceParams) -> anyhow::Result<Response> {
         let name = self.call.step.clone();
         let Some(step) = self.script.step(&name) else {
             return self.resume();
@@ -477,7 +502,20 @@ impl Flow<'_> {
         if step.input().is_none() {
             return self.resume();
         }
-        let Some(keys) = keys else {
+        if let (
+            None,
+            Some(speech),
+            Step::Menu {
+                options,
+                speech: Some(menu),
+                ..
+            },
+        ) = (&params.digits, &params.speech, step)
+        {
+            self.call.step_attempts += 1;
+            return self.route_speech(&name, options, menu.min_confidence, speech);
+        }
+        let Some(keys) = params.digits.as_ref() else {
             return self.silence(&name);
         };
         self.call.step_attempts += 1;
@@ -525,6 +563,60 @@ impl Flow<'_> {
                 }
             }
             _ => self.resume(),
+        }
+    }
+
+    /// A speech menu heard words: the classifier picks among the departments its options lead
+    /// to; below `min_confidence` the caller is asked again (and may use the keys).
+    fn route_speech(
+        &mut self,
+        name: &str,
+        options: &std::collections::BTreeMap<String, String>,
+        min_confidence: f64,
+        speech: &Speech,
+    ) -> anyhow::Result<Response> {
+        let offered = self.script.menu_departments(options);
+        let departments: Vec<&str> = offered.iter().map(|(_, d, _)| *d).collect();
+        let mut model = self.script.routing.clone();
+        if let Some(learned) = self.ctx.routing_model() {
+            model.merge(&learned);
+        }
+        let verdict = model.classify(&speech.text, &departments);
+        let routed = verdict
+            .as_ref()
+            .filter(|v| v.probability >= min_confidence)
+            .and_then(|v| offered.iter().find(|(_, d, _)| *d == v.department));
+        self.call.state.speech = Some(SpeechRecord {
+            text: speech.text.clone(),
+            asr_confidence: speech.confidence,
+            department: verdict.as_ref().map(|v| v.department.clone()),
+            probability: verdict.as_ref().map_or(0.0, |v| v.probability),
+            routed: routed.is_some(),
+        });
+        self.ctx
+            .metrics
+            .speech_routing
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: if routed.is_some() {
+                    "routed"
+                } else {
+                    "not_understood"
+                },
+            })
+            .inc();
+        match routed {
+            Some((_, dept, to)) => {
+                self.log(&format!(
+                    "speech routed to {dept} (p={:.2})",
+                    verdict.as_ref().map_or(0.0, |v| v.probability)
+                ));
+                let to = (*to).to_owned();
+                self.goto(&to, vec![])
+            }
+            None => {
+                self.log("speech not understood well enough; asking again");
+                self.retry(name)
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! the next TwiML document out, the call's state moved forward.
 
 pub mod flow;
+pub mod routing;
 pub mod script;
 pub mod sounds;
 

@@ -13,7 +13,7 @@ pub const HANDED_OFF: &str = "handed_off";
 pub const ENDED: &str = "ended";
 
 /// What the engine remembers between webhooks besides the step (stored as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct FlowState {
     /// The department step a step-up verification returns to on success.
@@ -24,6 +24,18 @@ pub struct FlowState {
     pub handoff_step: Option<String>,
     /// How the hand-off ended (`DialCallStatus`/`QueueResult`).
     pub handoff_result: Option<String>,
+    /// What a speech menu heard and made of it (kept for training speech routing; personal
+    /// data, erased by the retention purge and `account forget`).
+    pub speech: Option<SpeechRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpeechRecord {
+    pub text: String,
+    pub asr_confidence: f64,
+    pub department: Option<String>,
+    pub probability: f64,
+    pub routed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -51,6 +51,17 @@ pub struct Gather {
     pub finish_on_key: Option<String>,
     pub timeout_secs: u32,
     pub prompts: Vec<Prompt>,
+    /// Listen for speech as well as keys (`input="dtmf speech"`).
+    pub speech: Option<SpeechInput>,
+}
+
+/// Speech recognition settings of a `<Gather>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechInput {
+    /// The recognition language (`pl-PL`, `en-US`).
+    pub language: String,
+    /// Phrases the recogniser should expect, comma-separated.
+    pub hints: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,15 +186,26 @@ fn write_verb(w: &mut W, verb: &Verb) -> std::io::Result<()> {
         Verb::Gather(g) => {
             let num_digits = g.num_digits.map(|n| n.to_string());
             let timeout = g.timeout_secs.to_string();
+            let speech = g.speech.as_ref();
             let start = element(
                 "Gather",
                 &[
                     ("action", Some(&g.action)),
                     ("method", Some("POST")),
-                    ("input", Some("dtmf")),
+                    (
+                        "input",
+                        Some(if speech.is_some() {
+                            "dtmf speech"
+                        } else {
+                            "dtmf"
+                        }),
+                    ),
                     ("numDigits", num_digits.as_deref()),
                     ("finishOnKey", g.finish_on_key.as_deref()),
                     ("timeout", Some(&timeout)),
+                    ("language", speech.map(|s| s.language.as_str())),
+                    ("hints", speech.and_then(|s| s.hints.as_deref())),
+                    ("speechTimeout", speech.map(|_| "auto")),
                 ],
             );
             w.write_event(Event::Start(start))?;
@@ -408,6 +430,13 @@ fn to_verb(el: &Element) -> Result<Verb, TwimlError> {
             num_digits: el.attr("numDigits").and_then(|n| n.parse().ok()),
             finish_on_key: el.attr("finishOnKey").map(str::to_owned),
             timeout_secs: el.attr("timeout").and_then(|n| n.parse().ok()).unwrap_or(5),
+            speech: el
+                .attr("input")
+                .is_some_and(|i| i.contains("speech"))
+                .then(|| SpeechInput {
+                    language: el.attr("language").unwrap_or("en-US").to_owned(),
+                    hints: el.attr("hints").map(str::to_owned),
+                }),
             prompts: el
                 .children
                 .iter()
@@ -492,6 +521,7 @@ mod tests {
                 finish_on_key: Some("#".into()),
                 timeout_secs: 6,
                 prompts: vec![Prompt::Say(say("Podaj kod & naciśnij krzyżyk"))],
+                speech: None,
             }))
             .push(Verb::Redirect {
                 url: "https://x.example/twilio/ivr/code".into(),

@@ -86,6 +86,48 @@ pub struct VoiceParams {
     pub called: Option<String>,
     pub stir: Option<StirVerstat>,
     pub digits: Option<Keypad>,
+    /// What the caller said, when a `<Gather>` listened for speech.
+    pub speech: Option<Speech>,
+}
+
+/// Twilio's transcript of the caller's words. Personal data: never logged.
+#[derive(Clone)]
+pub struct Speech {
+    pub text: String,
+    /// Twilio's recognition confidence, 0-1 (0 when absent or malformed).
+    pub confidence: f64,
+}
+
+impl std::fmt::Debug for Speech {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speech")
+            .field("text", &"[redacted]")
+            .field("confidence", &self.confidence)
+            .finish()
+    }
+}
+
+/// A transcript longer than this is cut: no department phrase needs more.
+const MAX_SPEECH_CHARS: usize = 500;
+
+impl Speech {
+    fn read(form: &SignedForm) -> Option<Self> {
+        let text: String = form
+            .get("SpeechResult")?
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_SPEECH_CHARS)
+            .collect();
+        if text.trim().is_empty() {
+            return None;
+        }
+        let confidence = form
+            .get("Confidence")
+            .and_then(|c| c.trim().parse::<f64>().ok())
+            .filter(|c| c.is_finite())
+            .map_or(0.0, |c| c.clamp(0.0, 1.0));
+        Some(Self { text, confidence })
+    }
 }
 
 impl VoiceParams {
@@ -105,6 +147,7 @@ impl VoiceParams {
             called,
             stir: StirVerstat::parse(form.get("StirVerstat")),
             digits: Keypad::from_digits(form.get("Digits")),
+            speech: Speech::read(form),
         })
     }
 }

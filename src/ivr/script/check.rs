@@ -205,6 +205,20 @@ impl Checker<'_> {
             self.error(0..0, format!("a script may have at most {MAX_STEPS} steps"));
         }
         let step_names: HashSet<&str> = raw.steps.keys().map(|k| k.get_ref().as_str()).collect();
+        let step_kinds: HashMap<&str, RawStepKind<'_>> = raw
+            .steps
+            .iter()
+            .map(|(k, st)| {
+                let kind = match (
+                    st.kind.as_ref().map(|k| k.get_ref().as_str()),
+                    &st.department,
+                ) {
+                    (Some("department"), Some(d)) => RawStepKind::Department(d.get_ref().as_str()),
+                    _ => RawStepKind::Other,
+                };
+                (k.get_ref().as_str(), kind)
+            })
+            .collect();
         let mut steps = BTreeMap::new();
         let mut positions = BTreeMap::new();
         for (key, step) in &raw.steps {
@@ -220,6 +234,7 @@ impl Checker<'_> {
             positions.insert(n.clone(), self.pos(key.span()));
             let ctx = StepCtx {
                 name: key,
+                step_kinds: &step_kinds,
                 raw: step,
                 defaults: &raw.defaults,
                 steps: &step_names,
@@ -260,6 +275,12 @@ impl Checker<'_> {
             }
         }
         let sha = hex::encode(&Sha256::digest(self.text.as_bytes())[..6]);
+        let mut routing = crate::ivr::routing::Model::default();
+        for d in departments.values() {
+            for phrase in d.phrases.values().flatten() {
+                routing.learn(&d.name, phrase);
+            }
+        }
         Some(Script {
             name,
             description: raw.description.clone(),
@@ -276,6 +297,7 @@ impl Checker<'_> {
             prompts,
             sounds,
             steps,
+            routing,
             positions,
         })
     }
@@ -361,6 +383,22 @@ impl Checker<'_> {
                     ),
                 );
             }
+            let mut phrases = BTreeMap::new();
+            for (lang, list) in &d.phrases {
+                if !raw.languages.iter().any(|l| l.get_ref() == lang.get_ref()) {
+                    self.error(
+                        lang.span(),
+                        format!(
+                            "phrases in {:?}, which is not in `languages`",
+                            lang.get_ref()
+                        ),
+                    );
+                }
+                if list.iter().any(|p| p.trim().is_empty() || p.len() > 100) {
+                    self.error(lang.span(), "each phrase must be 1-100 characters".into());
+                }
+                phrases.insert(lang.get_ref().clone(), list.clone());
+            }
             let queue = d.queue.clone().unwrap_or_else(|| name.clone());
             if queue.trim().is_empty() || queue.len() > 64 {
                 self.error(
@@ -378,6 +416,7 @@ impl Checker<'_> {
                     client_identity: d.client_identity.as_ref().map(|s| s.get_ref().clone()),
                     sip_uri: d.sip_uri.as_ref().map(|s| s.get_ref().clone()),
                     number: d.number.as_ref().map(|s| s.get_ref().clone()),
+                    phrases,
                 },
             );
         }
@@ -525,7 +564,14 @@ impl Checker<'_> {
         let allowed: &[&str] = match kind_name {
             "say" => &["prompt", "next"],
             "language" => &["prompt", "options", "next", "on_failure", "on_no_input"],
-            "menu" => &["prompt", "options", "on_failure", "on_no_input"],
+            "menu" => &[
+                "prompt",
+                "options",
+                "on_failure",
+                "on_no_input",
+                "speech",
+                "min_confidence",
+            ],
             "verify" => &[
                 "prompt",
                 "factor",
@@ -585,9 +631,11 @@ impl Checker<'_> {
                 self.announced_keys(c, &prompt, &options);
                 let input = self.input(c, 6)?;
                 let on_failure = self.step_ref(c, &c.raw.on_failure.clone(), "on_failure")?;
+                let speech = self.speech_menu(c, &options);
                 Step::Menu {
                     prompt,
                     options,
+                    speech,
                     input,
                     on_no_input: self
                         .optional_ref(c, &c.raw.on_no_input.clone())?
@@ -867,6 +915,65 @@ impl Checker<'_> {
         })
     }
 
+    /// A menu that listens for speech routes to the departments its options lead to; each
+    /// needs phrases in every language, or callers of that language could never be routed.
+    fn speech_menu(
+        &mut self,
+        c: &StepCtx<'_>,
+        options: &BTreeMap<String, String>,
+    ) -> Option<super::model::SpeechMenu> {
+        let on = c.raw.speech.as_ref().is_some_and(|s| *s.get_ref());
+        let min_confidence = match &c.raw.min_confidence {
+            Some(m) if !(0.0..=1.0).contains(m.get_ref()) => {
+                self.error(m.span(), "min_confidence must be between 0 and 1".into());
+                0.6
+            }
+            Some(m) => *m.get_ref(),
+            None => 0.6,
+        };
+        if !on {
+            if let Some(m) = &c.raw.min_confidence {
+                self.warning(
+                    m.span(),
+                    "min_confidence has no effect without speech = true".into(),
+                );
+            }
+            return None;
+        }
+        let span = c.raw.speech.as_ref().map_or(c.name.span(), |s| s.span());
+        let mut routed = 0;
+        for target in options.values() {
+            let Some(RawStepKind::Department(dept)) = c.step_kinds.get(target.as_str()) else {
+                continue;
+            };
+            routed += 1;
+            let Some(d) = c.departments.get(*dept) else {
+                continue;
+            };
+            for lang in c.languages {
+                if d.phrases.get(lang).is_none_or(|p| p.is_empty()) {
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "speech menu {:?}: department {dept} has no phrases in {lang}",
+                            c.name.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        if routed == 0 {
+            self.error(
+                span,
+                format!(
+                    "speech menu {:?} has no option leading to a department step: nothing to route speech to",
+                    c.name.get_ref()
+                ),
+            );
+        }
+        Some(super::model::SpeechMenu { min_confidence })
+    }
+
     fn keypad_key(&mut self, key: &Name) {
         let k = key.get_ref();
         if !(k.len() == 1 && (k.as_bytes()[0].is_ascii_digit() || k == "*" || k == "#")) {
@@ -1090,8 +1197,15 @@ impl Checker<'_> {
     }
 }
 
+/// What a step is, known before the steps are compiled (for checks that look across steps).
+enum RawStepKind<'a> {
+    Department(&'a str),
+    Other,
+}
+
 struct StepCtx<'a> {
     name: &'a Name,
+    step_kinds: &'a HashMap<&'a str, RawStepKind<'a>>,
     raw: &'a RawStep,
     defaults: &'a RawInput,
     steps: &'a HashSet<&'a str>,
@@ -1133,6 +1247,11 @@ impl RawStep {
         add("options", self.options.keys().next().map(|k| k.span()));
         add("on_failure", self.on_failure.as_ref().map(|v| v.span()));
         add("on_no_input", self.on_no_input.as_ref().map(|v| v.span()));
+        add("speech", self.speech.as_ref().map(|v| v.span()));
+        add(
+            "min_confidence",
+            self.min_confidence.as_ref().map(|v| v.span()),
+        );
         add("factor", self.factor.as_ref().map(|v| v.span()));
         add("question", self.question.as_ref().map(|v| v.span()));
         add("digits", self.digits.as_ref().map(|v| v.span()));
@@ -1742,5 +1861,38 @@ mod tests {
     fn announced_digits_ignore_numbers() {
         let d = announced_digits("Press 1. Call 24 hours, +48 22, version 1.5, naciśnij 3");
         assert_eq!(d.into_iter().collect::<Vec<_>>(), vec!["1", "3"]);
+    }
+}
+
+#[cfg(test)]
+mod speech_tests {
+    use super::*;
+
+    const BILINGUAL: &str = include_str!("../../../ivr-scripts/bilingual.toml");
+
+    #[test]
+    fn a_speech_menu_needs_phrases_for_every_department_in_every_language() {
+        let text = BILINGUAL.replacen(
+            "\"en-US\" = [\"something else\", \"information\", \"complaint\", \"address\", \"agent\"]",
+            "",
+            1,
+        );
+        let p: Vec<String> = check(&text, Env::default())
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect();
+        assert!(
+            p.iter()
+                .any(|m| m == "speech menu \"menu\": department general has no phrases in en-US"),
+            "{p:#?}"
+        );
+        let silly = BILINGUAL.replace("min_confidence = 0.6", "min_confidence = 1.5");
+        assert!(
+            check(&silly, Env::default())
+                .problems
+                .iter()
+                .any(|p| p.message.contains("min_confidence"))
+        );
     }
 }

@@ -28,6 +28,9 @@ pub struct Script {
     /// Prompt → file under `sounds/<language>/` that is played for it.
     pub sounds: BTreeMap<String, String>,
     pub steps: BTreeMap<String, Step>,
+    /// The speech classifier seeded from the departments' phrases.
+    #[serde(skip)]
+    pub routing: crate::ivr::routing::Model,
     /// Where each step is defined in the source (line, column), for the editor and the graph.
     #[serde(skip)]
     pub positions: BTreeMap<String, (usize, usize)>,
@@ -51,6 +54,15 @@ pub struct Department {
     pub client_identity: Option<String>,
     pub sip_uri: Option<String>,
     pub number: Option<String>,
+    /// Language → phrases callers say for this department (speech menus and their hints).
+    pub phrases: BTreeMap<String, Vec<String>>,
+}
+
+/// A menu that listens for speech as well as keys.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SpeechMenu {
+    /// Below this classifier probability the caller is asked again and may use the keys.
+    pub min_confidence: f64,
 }
 
 /// Settings of a step that waits for keys.
@@ -156,6 +168,7 @@ pub enum Step {
     Menu {
         prompt: String,
         options: BTreeMap<String, String>,
+        speech: Option<SpeechMenu>,
         input: Input,
         on_failure: String,
         on_no_input: String,
@@ -343,5 +356,39 @@ impl Script {
 
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.get(name)
+    }
+
+    /// The departments a menu's options lead to directly (option key, department, target step).
+    pub fn menu_departments<'s>(
+        &'s self,
+        options: &'s BTreeMap<String, String>,
+    ) -> Vec<(&'s str, &'s str, &'s str)> {
+        options
+            .iter()
+            .filter_map(|(key, to)| match self.steps.get(to) {
+                Some(Step::Department { department, .. }) => {
+                    Some((key.as_str(), department.as_str(), to.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Recognition hints for a speech menu: its departments' phrases in `language`.
+    pub fn speech_hints(&self, options: &BTreeMap<String, String>, language: &str) -> String {
+        let mut hints: Vec<&str> = Vec::new();
+        for (_, dept, _) in self.menu_departments(options) {
+            if let Some(d) = self.departments.get(dept) {
+                hints.extend(
+                    d.phrases
+                        .get(language)
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
+            }
+        }
+        hints.truncate(100);
+        hints.join(", ")
     }
 }

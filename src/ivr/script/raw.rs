@@ -92,6 +92,9 @@ pub struct RawDepartment {
     pub sip_uri: Option<Name>,
     /// E.164 number for `via = "number"`.
     pub number: Option<Name>,
+    /// Language → phrases a caller may say for this department (speech menus).
+    #[serde(default)]
+    pub phrases: BTreeMap<Name, Vec<String>>,
 }
 
 /// One step. A flat table rather than a tagged enum so positions survive deserialization; the
@@ -113,6 +116,9 @@ pub struct RawStep {
     pub options: BTreeMap<Name, Name>,
     pub on_failure: Option<Name>,
     pub on_no_input: Option<Name>,
+    // menu: listen for speech as well as keys
+    pub speech: Option<Spanned<bool>>,
+    pub min_confidence: Option<Spanned<f64>>,
     // verify
     pub factor: Option<Name>,
     pub question: Option<Name>,
