@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/scripts/{name}/publish", post(scripts::publish))
         .route("/api/scripts/{name}/rollback", post(scripts::rollback))
         .route("/api/audit", get(scripts::audit))
+        .route("/api/reports", get(crate::reports::api::list))
+        .route("/api/reports/{name}", get(crate::reports::api::report))
         .route("/api/simulator", post(simulator::start))
         .route("/api/simulator/{session}", post(simulator::step))
 }

@@ -55,6 +55,21 @@ pub enum Command {
     /// Check, list, export and publish IVR scripts.
     #[command(subcommand)]
     Script(script::ScriptCommand),
+    /// A report in the terminal: funnel, handoff-time, repeat-callers, recurring-problems, security.
+    Report {
+        name: String,
+        /// How far back, e.g. 24h, 7d, 30d.
+        #[arg(long, default_value = "7d")]
+        since: humantime::Duration,
+        /// text, json or csv (csv: the first table, or --table N).
+        #[arg(long, default_value = "text")]
+        format: String,
+        #[arg(long, default_value_t = 0)]
+        table: usize,
+        /// The global alert threshold the security report marks minutes against.
+        #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
+        alert_per_minute: u32,
+    },
     /// Read and verify the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(script::AuditCommand),
@@ -91,6 +106,20 @@ pub async fn run() -> ExitCode {
         Command::User(cmd) => user::run(cmd, &cli.data_dir),
         Command::Script(cmd) => script::run(cmd, &cli.data_dir),
         Command::Audit(cmd) => script::run_audit(cmd, &cli.data_dir),
+        Command::Report {
+            name,
+            since,
+            format,
+            table,
+            alert_per_minute,
+        } => report(
+            &cli.data_dir,
+            &name,
+            *since,
+            &format,
+            table,
+            alert_per_minute,
+        ),
         Command::Call(args) => crate::softphone::run(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
         Command::Seed {
@@ -107,6 +136,32 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn report(
+    data_dir: &std::path::Path,
+    name: &str,
+    since: std::time::Duration,
+    format: &str,
+    table: usize,
+    alert_per_minute: u32,
+) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(data_dir)?;
+    let to = crate::store::now_ms();
+    let from = to - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
+    let report = crate::reports::build(&*store.conn()?, name, from, to, alert_per_minute)?;
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+        "csv" => {
+            let t = report.tables.get(table).ok_or_else(|| {
+                anyhow::anyhow!("the report has {} table(s)", report.tables.len())
+            })?;
+            print!("{}", t.to_csv());
+        }
+        "text" => print!("{}", crate::reports::to_text(&report)),
+        other => anyhow::bail!("--format {other:?}: use text, json or csv"),
+    }
+    Ok(())
 }
 
 fn backup(data_dir: &std::path::Path, target: &std::path::Path) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use crate::agent::ScreenPop;
 use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
-use crate::store::{accounts, call_codes, knowledge};
+use crate::store::{accounts, audit, call_codes, knowledge};
 use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
@@ -482,6 +482,9 @@ impl Flow<'_> {
             ),
             None => reason.to_owned(),
         };
+        if self.call.step != HANDED_OFF {
+            self.call.state.last_step = Some(self.call.step.clone());
+        }
         self.call.enter(ENDED);
         self.call.end_reason.get_or_insert(reason.clone());
         self.call.ended_at.get_or_insert(self.now);
@@ -786,7 +789,12 @@ impl Flow<'_> {
             self.call.factors.add(Proof::Totp);
             return Ok(Checked::Passed);
         }
-        let locked_now = self.fail(FailureKind::Totp, std::slice::from_ref(&account))?;
+        let kind = if step.is_some() {
+            FailureKind::TotpReplay
+        } else {
+            FailureKind::Totp
+        };
+        let locked_now = self.fail(kind, std::slice::from_ref(&account))?;
         self.log("TOTP refused");
         Ok(Checked::Failed {
             number_locked: number_locked || locked_now,
@@ -851,17 +859,42 @@ impl Flow<'_> {
             self.now,
         )?;
         let lockouts = &self.ctx.metrics.lockouts;
+        // Lockouts go to the tamper-evident trail too (the security report reads them there);
+        // numbers only masked, since the trail can never be erased.
         for account in &outcome.accounts_locked {
             lockouts
                 .get_or_create(&crate::metrics::Kind { kind: "account" })
                 .inc();
             tracing::warn!(target: "callgate::security", account = %account, "account keypad verification locked after repeated failures");
+            audit::append(
+                self.conn,
+                "callgate",
+                "security.account_locked",
+                &format!("account:{account}"),
+                &format!(
+                    "{} failures in a row ({})",
+                    self.limits.account_max_failures,
+                    kind.as_str()
+                ),
+                self.now,
+            )?;
         }
         if outcome.number_locked {
             lockouts
                 .get_or_create(&crate::metrics::Kind { kind: "number" })
                 .inc();
             tracing::warn!(target: "callgate::security", caller = %self.caller.masked(), "calling number locked out after repeated failures");
+            audit::append(
+                self.conn,
+                "callgate",
+                "security.number_locked",
+                &format!("number:{}", self.caller.masked()),
+                &format!(
+                    "{} failures within the window",
+                    self.limits.number_max_failures
+                ),
+                self.now,
+            )?;
         }
         if let Some(n) = outcome.global_alert {
             self.ctx.metrics.guessing_alerts.inc();

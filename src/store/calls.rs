@@ -24,6 +24,8 @@ pub struct FlowState {
     pub handoff_step: Option<String>,
     /// How the hand-off ended (`DialCallStatus`/`QueueResult`).
     pub handoff_result: Option<String>,
+    /// The step the call was at when it ended without an agent (where callers give up).
+    pub last_step: Option<String>,
     /// What a speech menu heard and made of it (kept for training speech routing; personal
     /// data, erased by the retention purge and `account forget`).
     pub speech: Option<SpeechRecord>,
@@ -205,6 +207,8 @@ pub fn record_status(
             status = ?2,
             duration_secs = COALESCE(?3, duration_secs),
             ended_at = CASE WHEN ?5 THEN COALESCE(ended_at, ?4) ELSE ended_at END,
+            state = CASE WHEN ?5 AND step NOT IN ('handed_off', 'ended')
+                         THEN json_set(state, '$.last_step', step) ELSE state END,
             step = CASE WHEN ?5 AND step NOT IN ('handed_off') THEN 'ended' ELSE step END,
             end_reason = CASE WHEN ?5 AND end_reason IS NULL AND step NOT IN ('handed_off', 'ended')
                               THEN 'caller_hung_up' ELSE end_reason END,

@@ -120,12 +120,22 @@ fn restrict_database_files(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        // Only a missing file is opened here. Closing any descriptor of a database file drops
+        // every POSIX lock this process holds on it, including those of SQLite connections
+        // already open (a second Store in one process): another process could then write
+        // under them, and the database would be corrupted.
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(std::fs::File::open("/dev/null")?),
+                    _ => Err(e),
+                })
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             if file.exists() {

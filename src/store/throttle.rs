@@ -12,6 +12,7 @@ use crate::verify::Limits;
 pub struct FailureOutcome {
     /// Accounts whose keypad verification this failure locked.
     pub accounts_locked: Vec<String>,
+    /// The failure started a lock of the calling number (not set while it stays locked).
     pub number_locked: bool,
     /// Failures across the system in the last minute, when above the alert threshold.
     pub global_alert: Option<i64>,
@@ -21,14 +22,17 @@ pub struct FailureOutcome {
 pub enum FailureKind {
     AccountCode,
     Totp,
+    /// A right TOTP code used a second time (a replay): counted like a wrong one.
+    TotpReplay,
     Knowledge,
 }
 
 impl FailureKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::AccountCode => "account_code",
             Self::Totp => "totp",
+            Self::TotpReplay => "totp_replay",
             Self::Knowledge => "knowledge",
         }
     }
@@ -99,12 +103,14 @@ pub fn record_failure(
             r.get(0)
         })?;
     if from_number >= limits.number_max_failures {
+        // Reported once, when the lock starts: failures while locked only extend it.
+        let already = number_locked(conn, caller, now)?;
         conn.prepare_cached(
             "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)
              ON CONFLICT(caller) DO UPDATE SET locked_until = MAX(locked_until, ?2)",
         )?
         .execute(params![caller, now + ms(limits.number_lock)])?;
-        outcome.number_locked = true;
+        outcome.number_locked = !already;
     }
 
     let last_minute = failures_last_minute(conn, now)?;

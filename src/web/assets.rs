@@ -13,6 +13,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/app.css"),
     ),
     (
+        "reports.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/reports.css"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/app.js"),

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/admin", get(pages::admin))
+        .route("/admin/reports", get(crate::reports::api::page))
         .route("/agent", get(pages::agent))
         .route("/assets/{file}", get(assets::serve))
         .layer(map_response(headers::page_headers))

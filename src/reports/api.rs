@@ -1,0 +1,163 @@
+//! `GET /api/reports/{name}?from=&to=[&format=csv&table=N]` (admins), and the `/admin/reports`
+//! page, which draws the same reports server-side: charts as SVG, tables as HTML.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, TimeZone, Utc};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::{NAMES, Report};
+use crate::admin::auth::Admin;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::now_ms;
+use crate::web::session::AdminUser;
+use crate::web::templates;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Deserialize, Default)]
+pub struct Period {
+    /// `YYYY-MM-DD` (start of that day, UTC) or RFC 3339; default: 7 days before `to`.
+    from: Option<String>,
+    /// Exclusive; `YYYY-MM-DD` means the end of that day. Default: now.
+    to: Option<String>,
+    format: Option<String>,
+    table: Option<usize>,
+    name: Option<String>,
+}
+
+fn parse_time(s: &str, end_of_day: bool) -> Result<i64, ApiError> {
+    let s = s.trim();
+    if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let day = if end_of_day {
+            day.succ_opt().unwrap_or(day)
+        } else {
+            day
+        };
+        let midnight = day.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t));
+        return midnight
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| ApiError::BadRequest(format!("bad date {s:?}")));
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ApiError::BadRequest(format!("{s:?}: use YYYY-MM-DD or RFC 3339")))
+}
+
+impl Period {
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let to = match &self.to {
+            Some(t) => parse_time(t, true)?,
+            None => now_ms(),
+        };
+        let from = match &self.from {
+            Some(f) => parse_time(f, false)?,
+            None => to - 7 * DAY_MS,
+        };
+        if from >= to {
+            return Err(ApiError::BadRequest("`from` must be before `to`".into()));
+        }
+        if to - from > 400 * DAY_MS {
+            return Err(ApiError::BadRequest(
+                "a report covers at most 400 days".into(),
+            ));
+        }
+        Ok((from, to))
+    }
+}
+
+async fn compute(state: &AppState, name: String, from: i64, to: i64) -> Result<Report, ApiError> {
+    if !NAMES.iter().any(|(n, _)| *n == name) {
+        return Err(ApiError::NotFound);
+    }
+    let threshold = state.settings.limits.global_alert_per_minute;
+    state
+        .store
+        .run(move |conn| super::build(conn, &name, from, to, threshold))
+        .await
+        .map_err(ApiError::internal)
+}
+
+pub async fn list(Admin(_): Admin) -> Json<serde_json::Value> {
+    Json(serde_json::json!(
+        NAMES
+            .iter()
+            .map(|(name, title)| serde_json::json!({ "name": name, "title": title }))
+            .collect::<Vec<_>>()
+    ))
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(name): Path<String>,
+    Query(period): Query<Period>,
+) -> Result<Response, ApiError> {
+    let (from, to) = period.bounds()?;
+    let report = compute(&state, name, from, to).await?;
+    if period.format.as_deref() == Some("csv") {
+        let index = period.table.unwrap_or(0);
+        let table = report.tables.get(index).ok_or(ApiError::NotFound)?;
+        let filename = format!("callgate-{}-{}.csv", report.name, index);
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{filename}\""),
+                ),
+            ],
+            table.to_csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
+}
+
+/// `GET /admin/reports[?name=&from=&to=]`: every report (or one), drawn on the server.
+pub async fn page(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(period): Query<Period>,
+) -> Response {
+    let (from, to) = match period.bounds() {
+        Ok(b) => b,
+        Err(e) => return templates::error_page(StatusCode::BAD_REQUEST, &e.to_string(), None),
+    };
+    let names: Vec<&str> = match period.name.as_deref() {
+        Some(n) if NAMES.iter().any(|(x, _)| *x == n) => vec![n],
+        _ => NAMES.iter().map(|(n, _)| *n).collect(),
+    };
+    let mut reports = Vec::new();
+    for name in names {
+        match compute(&state, name.to_owned(), from, to).await {
+            Ok(r) => {
+                let chart = super::svg::chart(&r);
+                reports.push(context! { report => minijinja::Value::from(minijinja::value::Serde(&r)), chart => chart });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, report = name, "report failed");
+                return templates::internal_error();
+            }
+        }
+    }
+    let day = |ms: i64| {
+        crate::store::to_rfc3339(ms)
+            .map(|s| s.chars().take(10).collect::<String>())
+            .unwrap_or_default()
+    };
+    templates::page(
+        StatusCode::OK,
+        "reports.html",
+        context! {
+            reports => reports,
+            from => day(from),
+            to => day(to - 1),
+            ..user.context()
+        },
+    )
+}
