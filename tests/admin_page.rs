@@ -46,6 +46,16 @@ async fn text(browser: &Browser, id: &str) -> String {
     browser.text_of(id).await
 }
 
+/// With `CALLGATE_SCREENSHOTS=<dir>`, saves what the page looks like at this point (for
+/// reviewing the layout; nothing is asserted on it).
+async fn snapshot(browser: &Browser, name: &str) {
+    if let Some(dir) = std::env::var_os("CALLGATE_SCREENSHOTS")
+        && let Ok(png) = browser.client.screenshot().await
+    {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png);
+    }
+}
+
 async fn log_in(app: &TestApp, browser: &Browser, token: &str) {
     browser.goto(&format!("{}/admin", app.addr)).await;
     browser.wait_for_path("/login").await;
@@ -118,6 +128,11 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     )
     .await;
 
+    browser
+        .eval("document.getElementById('graph').scrollIntoView(); return true;")
+        .await;
+    snapshot(&browser, "0-flow").await;
+
     // Break it: the greeting's `next` names a step that does not exist.
     let broken = source.replacen("next = \"account-code\"", "next = \"acount-code\"", 1);
     assert_ne!(broken, source);
@@ -162,6 +177,7 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     )
     .await;
     assert!(text(&browser, "check-status").await.contains("error"));
+    snapshot(&browser, "1-broken").await;
     // Clicking the problem puts the caret on its line.
     browser
         .client
@@ -212,7 +228,11 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
         "!document.getElementById('confirm').classList.contains('hidden')",
     )
     .await;
-    assert!(text(&browser, "confirm-message").await.contains("version 2"));
+    assert!(
+        text(&browser, "confirm-message")
+            .await
+            .contains("version 2")
+    );
     browser.click("confirm-yes").await;
     wait_until(
         &browser,
@@ -222,6 +242,7 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     .await;
     // Version 1 can now be rolled back to.
     browser.wait_for_id("rollback-v1").await;
+    snapshot(&browser, "2-versions").await;
 
     // The simulator runs the editor's text: the caller hears the new greeting.
     browser.click("subtab-simulator").await;
@@ -229,7 +250,9 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     wait_until(
         &browser,
         "the new greeting in the transcript",
-        &format!("document.getElementById('sim-transcript').textContent.includes('{NEW_GREETING}')"),
+        &format!(
+            "document.getElementById('sim-transcript').textContent.includes('{NEW_GREETING}')"
+        ),
     )
     .await;
     assert_eq!(text(&browser, "sim-level").await.to_lowercase(), "none");
@@ -242,6 +265,8 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     )
     .await;
 
+    snapshot(&browser, "3-simulator").await;
+
     // The audit trail shows the save with its diff, and the publish.
     browser.click("subtab-audit").await;
     wait_until(
@@ -252,6 +277,8 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
         ),
     )
     .await;
+
+    snapshot(&browser, "4-audit").await;
 
     // Real calls get the published version.
     let said = dial(&app).await;
@@ -287,6 +314,7 @@ async fn an_admin_manages_accounts_and_agents_in_the_browser() {
     )
     .await;
     assert!(!browser.page().await.contains("86420975"));
+    snapshot(&browser, "5-accounts").await;
 
     browser.click("delete-account-ACC-9001").await;
     browser.click("confirm-yes").await;
@@ -307,6 +335,7 @@ async fn an_admin_manages_accounts_and_agents_in_the_browser() {
         "document.getElementById('user-token').textContent",
     )
     .await;
+    snapshot(&browser, "6-agents").await;
     let agent_token = shown.as_str().unwrap().to_owned();
     assert!(agent_token.starts_with("cg_"));
     wait_until(

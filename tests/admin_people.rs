@@ -235,10 +235,9 @@ async fn admins_add_and_remove_agents_whose_token_is_shown_once_and_works() {
         ("DELETE", "/api/accounts/ACC-1"),
         ("POST", "/api/accounts/ACC-1/unlock"),
     ] {
-        let body = (method == "POST").then(|| json!({ "name": "x", "role": "admin", "id": "A", "phone": "+48601000009" }));
-        let (status, _) = olga
-            .send(method.parse().unwrap(), path, body)
-            .await;
+        let body = (method == "POST")
+            .then(|| json!({ "name": "x", "role": "admin", "id": "A", "phone": "+48601000009" }));
+        let (status, _) = olga.send(method.parse().unwrap(), path, body).await;
         assert_eq!(status, 403, "agent {method} {path}");
     }
     // Without a token: 401.
@@ -265,7 +264,10 @@ async fn admins_add_and_remove_agents_whose_token_is_shown_once_and_works() {
 
     // Refused: a duplicate, a bad role, a bad department, deleting yourself.
     let (status, _) = api
-        .post("/api/users", json!({ "name": "Olga Agent", "role": "agent" }))
+        .post(
+            "/api/users",
+            json!({ "name": "Olga Agent", "role": "agent" }),
+        )
         .await;
     assert_eq!(status, 409);
     let (status, _) = api

@@ -70,7 +70,13 @@ pub async fn list_accounts(
     Query(query): Query<AccountQuery>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST);
-    let q: String = query.q.unwrap_or_default().trim().chars().take(64).collect();
+    let q: String = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(64)
+        .collect();
     let found = state
         .store
         .run(move |conn| accounts::search(conn, &q, limit))
@@ -143,7 +149,9 @@ fn check_attributes(
     Ok(out)
 }
 
-fn check_knowledge(knowledge: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ApiError> {
+fn check_knowledge(
+    knowledge: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, ApiError> {
     if knowledge.len() > 16 {
         return Err(bad("at most 16 knowledge answers"));
     }
@@ -377,8 +385,8 @@ pub async fn add_user(
         return Err(bad("at most 32 departments"));
     }
     let departments = users::parse_departments(&body.departments.join(",")).map_err(bad)?;
-    let detail = serde_json::json!({ "role": role.as_str(), "departments": departments })
-        .to_string();
+    let detail =
+        serde_json::json!({ "role": role.as_str(), "departments": departments }).to_string();
     let (n, depts, actor) = (name.clone(), departments.clone(), admin.name.clone());
     let token = state
         .store

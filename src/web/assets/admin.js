@@ -300,7 +300,7 @@
         el("td", {}, [
           s.name,
           s.numbers && s.numbers.length ? el("span", { class: "numbers", text: s.numbers.join(", ") }) : null,
-          s.description ? el("span", { class: "numbers", text: s.description }) : null,
+          s.description ? el("span", { class: "numbers", title: s.description, text: s.description }) : null,
         ]),
         el("td", {}, s.published_version ? el("span", { class: "badge live", text: "v" + s.published_version }) : el("span", { class: "badge", text: "—" })),
         el("td", {}, s.latest_version !== s.published_version
@@ -327,6 +327,7 @@
     state.published = shown.published_version;
     state.latest = shown.latest_version;
     state.saved = shown.source;
+    state.lastGraph = null;
     openWorkspace();
     editor.setValue(shown.source);
     applyCheck({ problems: shown.problems, graph: shown.graph });
@@ -417,6 +418,7 @@
       state.lastGraph = result.graph;
       drawGraph(result.graph);
     }
+    $("graph-stale").classList.toggle("hidden", !!result.graph || !state.lastGraph);
   }
 
   async function saveDraft() {
@@ -599,17 +601,18 @@
     if (!legend.childElementCount) {
       for (const k of KINDS) legend.append(el("span", { class: "kind-" + k, text: k }));
     }
-    const W = 150, H = 46, GX = 70, GY = 22, PAD = 24;
+    // Top to bottom: one level per step of distance from the start, steps side by side.
+    const W = 140, H = 44, GX = 26, GY = 56, PAD = 24;
     const pos = new Map();
     let maxX = 0, maxY = 0;
     for (const n of graph.nodes) {
-      const x = PAD + n.column * (W + GX);
-      const y = PAD + 14 + n.row * (H + GY);
+      const x = PAD + n.row * (W + GX);
+      const y = PAD + 14 + n.column * (H + GY);
       pos.set(n.id, { x: x, y: y });
       maxX = Math.max(maxX, x + W);
       maxY = Math.max(maxY, y + H);
     }
-    const width = maxX + PAD + 40, height = maxY + PAD + 30;
+    const width = maxX + PAD + 70, height = maxY + PAD + 20;
     const root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": "flow graph", id: "graph-svg" });
     root.append(svg("defs", {}, svg("marker", {
       id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
@@ -628,26 +631,23 @@
       const a = pos.get(e.from), b = pos.get(e.to);
       if (!a || !b) continue;
       let p0, p1, p2, p3, back = false;
-      if (b.x > a.x) {
-        p0 = [a.x + W, a.y + H / 2]; p3 = [b.x, b.y + H / 2];
-        const dx = Math.max(30, (p3[0] - p0[0]) / 2);
-        p1 = [p0[0] + dx, p0[1]]; p2 = [p3[0] - dx, p3[1]];
-      } else if (b.x === a.x) {
-        // Same column: loop out to the right.
+      if (b.y > a.y) {
+        // Down a level or more: bottom edge to top edge.
+        p0 = [a.x + W / 2, a.y + H]; p3 = [b.x + W / 2, b.y];
+        const dy = Math.max(24, (p3[1] - p0[1]) / 2);
+        p1 = [p0[0], p0[1] + dy]; p2 = [p3[0], p3[1] - dy];
+      } else {
+        // Back up (a loop) or across the same level: out of the right side, into the right side.
         back = true;
         p0 = [a.x + W, a.y + H / 2 + 6]; p3 = [b.x + W, b.y + H / 2 - 6];
-        const bulge = 40 + Math.abs(b.y - a.y) / 6;
-        p1 = [p0[0] + bulge, p0[1]]; p2 = [p3[0] + bulge, p3[1]];
-      } else {
-        back = true;
-        p0 = [a.x, a.y + H / 2]; p3 = [b.x + W, b.y + H];
-        p1 = [p0[0] - 40, p0[1] + 30]; p2 = [p3[0] + 40, p3[1] + 30];
+        const bulge = 34 + Math.abs(b.y - a.y) / 5 + Math.abs(b.x - a.x) / 4;
+        p1 = [Math.max(p0[0], p3[0]) + bulge, p0[1]]; p2 = [Math.max(p0[0], p3[0]) + bulge, p3[1]];
       }
       const d = "M" + p0 + " C" + p1 + " " + p2 + " " + p3;
       edges.append(svg("path", { d: d, class: "graph-edge" + (back ? " back" : ""), "marker-end": "url(#arrow)", "data-from": e.from, "data-to": e.to }));
       const mx = (p0[0] + 3 * p1[0] + 3 * p2[0] + p3[0]) / 8;
       const my = (p0[1] + 3 * p1[1] + 3 * p2[1] + p3[1]) / 8;
-      const text = svg("text", { x: mx, y: my - 3, "text-anchor": "middle", class: "graph-label" });
+      const text = svg("text", { x: mx + 3, y: my + 3, "text-anchor": back ? "start" : "middle", class: "graph-label" });
       text.textContent = e.labels.join(", ");
       labels.append(text);
     }
