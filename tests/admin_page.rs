@@ -190,7 +190,20 @@ async fn an_admin_breaks_fixes_publishes_and_simulates_a_script_in_the_browser()
     let caret_line = browser
         .eval("const t = document.getElementById('editor-text'); return t.value.slice(0, t.selectionStart).split('\\n').length;")
         .await;
-    assert!(caret_line.as_u64().is_some(), "{caret_line}");
+    assert_eq!(caret_line.as_u64(), Some(bad_line as u64));
+    // The highlighted copy scrolled with the text (no style may be inline under the CSP; the
+    // script moves it through the CSSOM).
+    let aligned = browser
+        .eval(
+            "const t = document.getElementById('editor-text');
+             const m = new DOMMatrix(getComputedStyle(document.getElementById('editor-highlight')).transform);
+             return t.scrollTop > 0 && Math.abs(m.m42 + t.scrollTop) < 1;",
+        )
+        .await;
+    assert_eq!(
+        aligned, true,
+        "the highlighting does not follow the scrolled text"
+    );
 
     // Fix it, with a new greeting.
     let fixed = source.replacen(OLD_GREETING, NEW_GREETING, 1);
