@@ -4,11 +4,12 @@
 
 pub mod auth;
 pub mod graph;
+pub mod people;
 pub mod scripts;
 pub mod simulator;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::startup::AppState;
 
@@ -29,4 +30,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/reports/{name}", get(crate::reports::api::report))
         .route("/api/simulator", post(simulator::start))
         .route("/api/simulator/{session}", post(simulator::step))
+        .route(
+            "/api/accounts",
+            get(people::list_accounts).post(people::add_account),
+        )
+        .route("/api/accounts/{id}", delete(people::remove_account))
+        .route("/api/accounts/{id}/unlock", post(people::unlock_account))
+        .route("/api/users", get(people::list_users).post(people::add_user))
+        .route("/api/users/{name}", delete(people::remove_user))
 }

@@ -76,6 +76,19 @@ pub fn add(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .context("begin")?;
+    add_in(&tx, keys, new, now)?;
+    tx.commit().context("commit")?;
+    Ok(())
+}
+
+/// Checks for a duplicate id or code and inserts the account, in the caller's transaction (the
+/// admin API writes its audit entry in the same one).
+pub fn add_in(
+    tx: &Connection,
+    keys: &Keyring,
+    new: &NewAccount<'_>,
+    now: i64,
+) -> Result<(), AddAccountError> {
     let exists: bool = tx
         .query_row(
             "SELECT EXISTS(SELECT 1 FROM accounts WHERE id = ?1)",
@@ -113,8 +126,7 @@ pub fn add(
             }
         }
     }
-    insert(&tx, keys, new, now)?;
-    tx.commit().context("commit")?;
+    insert(tx, keys, new, now)?;
     Ok(())
 }
 
@@ -168,6 +180,28 @@ pub fn list(conn: &Connection) -> anyhow::Result<Vec<Account>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;
     let rows = stmt
         .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Up to `limit` accounts whose id or name contains `query` (case-insensitive), by id: the
+/// admin page's list, which must stay fast with many accounts.
+pub fn search(conn: &Connection, query: &str, limit: u32) -> anyhow::Result<Vec<Account>> {
+    let escaped: String = query
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM accounts
+         WHERE id LIKE ?1 ESCAPE '\\' OR name LIKE ?1 ESCAPE '\\'
+         ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![pattern, limit], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -159,6 +159,53 @@ fn by_column(
     }))
 }
 
+/// A user as the admin page lists it: never its token hash.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub role: Role,
+    pub departments: Vec<String>,
+    pub created_at: i64,
+}
+
+/// Every user, by name.
+pub fn list(conn: &Connection) -> anyhow::Result<Vec<Listed>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name, role, departments, created_at FROM users ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, role, departments, created_at) = row?;
+        if let Some(role) = Role::parse(&role) {
+            out.push(Listed {
+                name,
+                role,
+                departments: split_departments(&departments),
+                created_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The user with this name, if any.
+pub fn by_name(conn: &Connection, name: &str) -> anyhow::Result<Option<User>> {
+    by_column(conn, "name", name)
+}
+
+/// Removes a user; their web sessions go with them (ON DELETE CASCADE), their token stops
+/// working at once.
+pub fn remove(conn: &Connection, name: &str) -> anyhow::Result<bool> {
+    Ok(conn.execute("DELETE FROM users WHERE name = ?1", [name])? > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/app.js"),
     ),
+    (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/admin.css"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/admin.js"),
+    ),
 ];
 
 /// `GET /assets/{file}`. Revalidated on every use (`no-cache`) rather than cached for long:
