@@ -748,3 +748,85 @@ async fn speech_menus_route_polish_and_english_words_and_fall_back_to_keys() {
         .unwrap();
     assert_eq!(routed, 8);
 }
+
+#[tokio::test]
+async fn every_call_keeps_its_journey_without_secrets() {
+    let app = TestApp::spawn().await;
+    let secret = app
+        .add_account("ACC-6001", "+48607000001", Some(JAN_CODE), true)
+        .unwrap();
+    let admin = app.user("admin", Role::Admin);
+    let mut caller = Caller::new(&app, "+48609000001");
+    caller.dial().await;
+    caller.press("111111#").await; // wrong code
+    caller.stay_silent().await;
+    caller.press(&format!("{JAN_CODE}#")).await;
+    let totp = totp_now(&secret);
+    caller.press(&totp).await;
+    caller.press("2").await;
+    let action = format!("{PUBLIC_URL}/twilio/ivr/handoff-result");
+    let mut params = caller.params("in-progress");
+    params.push(("QueueResult".into(), "bridged".into()));
+    caller.fetch(&action, params).await;
+    caller.status("completed").await;
+
+    let r = app
+        .http
+        .get(format!(
+            "{}/api/calls/{}/journey",
+            app.addr, caller.call_sid
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let journey: Value = serde_json::from_str(&body).unwrap();
+    let events: Vec<(String, String, String)> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().to_owned(),
+                e["event"].as_str().unwrap().to_owned(),
+                e["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let has = |step: &str, event: &str, detail: &str| {
+        events
+            .iter()
+            .any(|(s, e, d)| s == step && e == event && d.contains(detail))
+    };
+    assert!(
+        has("greeting", "call started", "script default v1"),
+        "{events:#?}"
+    );
+    assert!(has("account-code", "failed", "code"), "{events:#?}");
+    assert!(has("account-code", "silence", ""), "{events:#?}");
+    assert!(has("account-code", "passed", "code"), "{events:#?}");
+    assert!(has("totp", "passed", "totp"), "{events:#?}");
+    assert!(has("menu", "keys", "2"), "{events:#?}");
+    assert!(has("technical", "department", "technical"), "{events:#?}");
+    assert!(
+        has("agent", "handed off", "enqueue to technical"),
+        "{events:#?}"
+    );
+    assert!(
+        has("handed_off", "hand-off ended", "bridged"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(_, e, d)| e == "status" && d == "completed"),
+        "{events:#?}"
+    );
+    assert!(journey["events"][0]["spent_ms"].is_i64());
+    // No code, TOTP or full number in it.
+    for secret in [JAN_CODE, "111111", totp.as_str(), "+48609000001"] {
+        assert!(!body.contains(secret), "{secret} in the journey: {body}");
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod graph;
+pub mod journey;
 pub mod people;
 pub mod scripts;
 pub mod simulator;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/scripts/{name}/publish", post(scripts::publish))
         .route("/api/scripts/{name}/rollback", post(scripts::rollback))
         .route("/api/audit", get(scripts::audit))
+        .route("/api/calls/{call_sid}/journey", get(journey::show))
         .route("/api/reports", get(crate::reports::api::list))
         .route("/api/reports/{name}", get(crate::reports::api::report))
         .route("/api/simulator", post(simulator::start))

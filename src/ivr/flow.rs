@@ -274,6 +274,12 @@ impl Flow<'_> {
         format!("{}/twilio/ivr/{step}", self.ctx.public_url)
     }
 
+    /// Adds to the call's journey (kept with the call; nothing secret goes in).
+    fn note(&mut self, event: &str, detail: Option<String>) {
+        let step = self.call.step.clone();
+        self.call.state.note(self.now, &step, event, detail);
+    }
+
     fn log(&self, what: &str) {
         tracing::info!(
             caller = %mask_number(&self.call.caller),
@@ -285,6 +291,13 @@ impl Flow<'_> {
 
     fn start(&mut self) -> anyhow::Result<Response> {
         self.log("call started");
+        let detail = format!(
+            "script {} v{} from {}",
+            self.script.name,
+            self.script.version,
+            mask_number(&self.call.caller)
+        );
+        self.note("call started", Some(detail));
         let start = self.script.start.clone();
         self.goto(&start, vec![])
     }
@@ -315,6 +328,7 @@ impl Flow<'_> {
         let mut current = to.to_owned();
         for _ in 0..MAX_HOPS {
             let step = step_in(self.script, &current)?;
+            self.call.state.note(self.now, &current, step.kind(), None);
             match step {
                 Step::Say { prompt, next } => {
                     said.push(self.prompt(prompt).into_verb());
@@ -337,6 +351,12 @@ impl Flow<'_> {
                     self.call.category = Some(department.clone());
                     let level = self.call.level();
                     if level >= requires {
+                        self.call.state.note(
+                            self.now,
+                            &current,
+                            "department",
+                            Some(department.clone()),
+                        );
                         current = next.clone();
                     } else if let Some(up) = step_up
                         && !self.call.state.stepped_up.contains(&current)
@@ -347,6 +367,12 @@ impl Flow<'_> {
                             "{department} requires {}: stepping up",
                             requires.as_str()
                         ));
+                        self.call.state.note(
+                            self.now,
+                            &current,
+                            "step-up",
+                            Some(format!("{department} requires {}", requires.as_str())),
+                        );
                         current = up.clone();
                     } else if let Some(to) = on_insufficient {
                         self.log(&format!(
@@ -489,6 +515,9 @@ impl Flow<'_> {
         self.call.end_reason.get_or_insert(reason.clone());
         self.call.ended_at.get_or_insert(self.now);
         self.log(&format!("call ended by the IVR: {reason}"));
+        self.call
+            .state
+            .note(self.now, ENDED, "ended", Some(reason.clone()));
         said.push(Verb::Hangup);
         let mut doc = Response::new();
         for verb in said {
@@ -519,8 +548,13 @@ impl Flow<'_> {
             return self.route_speech(&name, options, menu.min_confidence, speech);
         }
         let Some(keys) = params.digits.as_ref() else {
+            self.note("silence", None);
             return self.silence(&name);
         };
+        // A menu key or language choice is not a secret; a code or an answer never is written.
+        let detail = matches!(step, Step::Menu { .. } | Step::Language { .. })
+            .then(|| keys.expose().chars().take(4).collect());
+        self.note("keys", detail);
         self.call.step_attempts += 1;
         match step {
             Step::Menu { options, .. } => match options.get(keys.expose()) {
@@ -549,6 +583,11 @@ impl Flow<'_> {
                     Factor::Totp => self.check_totp(keys)?,
                     Factor::Knowledge { question, .. } => self.check_knowledge(question, keys)?,
                 };
+                let verdict = match checked {
+                    Checked::Passed => "passed",
+                    Checked::Failed { .. } => "failed",
+                };
+                self.note(verdict, Some(factor.as_str().to_owned()));
                 match checked {
                     Checked::Passed => {
                         self.on_factor_passed()?;
@@ -596,6 +635,12 @@ impl Flow<'_> {
             probability: verdict.as_ref().map_or(0.0, |v| v.probability),
             routed: routed.is_some(),
         });
+        let heard = match (&verdict, routed.is_some()) {
+            (Some(v), true) => format!("routed to {} (p={:.2})", v.department, v.probability),
+            (Some(v), false) => format!("unsure: {} (p={:.2})", v.department, v.probability),
+            (None, _) => "not understood".to_owned(),
+        };
+        self.note("speech", Some(heard));
         self.ctx
             .metrics
             .speech_routing
@@ -866,6 +911,10 @@ impl Flow<'_> {
                 .get_or_create(&crate::metrics::Kind { kind: "account" })
                 .inc();
             tracing::warn!(target: "callgate::security", account = %account, "account keypad verification locked after repeated failures");
+            let step = self.call.step.clone();
+            self.call
+                .state
+                .note(self.now, &step, "account locked", None);
             audit::append(
                 self.conn,
                 "callgate",
@@ -884,6 +933,7 @@ impl Flow<'_> {
                 .get_or_create(&crate::metrics::Kind { kind: "number" })
                 .inc();
             tracing::warn!(target: "callgate::security", caller = %self.caller.masked(), "calling number locked out after repeated failures");
+            self.note("number locked", None);
             audit::append(
                 self.conn,
                 "callgate",
@@ -919,6 +969,17 @@ impl Flow<'_> {
         };
         self.ctx.metrics.handoffs.get_or_create(&handoff).inc();
         self.log(&format!("handing off to {category}"));
+        let queue = self
+            .script
+            .departments
+            .get(&category)
+            .map_or(category.clone(), |d| d.queue.clone());
+        self.call.state.note(
+            self.now,
+            name,
+            "handed off",
+            Some(format!("{} to {queue}", via.as_str())),
+        );
         let mut doc = self.handoff_document(name)?;
         for (i, verb) in said.into_iter().enumerate() {
             doc.verbs.insert(i, verb);
@@ -1021,6 +1082,10 @@ impl Flow<'_> {
         let served = matches!(result, "completed" | "answered" | "bridged" | "hangup");
         self.call.state.handoff_result = Some(result.to_owned());
         self.log(&format!("hand-off ended: {result}"));
+        let waited = self.call.handed_off_at.map_or(String::new(), |t| {
+            format!(" after {} s", (self.now - t) / 1000)
+        });
+        self.note("hand-off ended", Some(format!("{result}{waited}")));
         let to = if served { on_completed } else { on_unanswered }.clone();
         self.goto(&to, vec![])
     }

@@ -26,9 +26,38 @@ pub struct FlowState {
     pub handoff_result: Option<String>,
     /// The step the call was at when it ended without an agent (where callers give up).
     pub last_step: Option<String>,
+    /// What happened, step by step: the call's journey. Never a digit of a code or answer.
+    pub journey: Vec<JourneyEvent>,
     /// What a speech menu heard and made of it (kept for training speech routing; personal
     /// data, erased by the retention purge and `account forget`).
     pub speech: Option<SpeechRecord>,
+}
+
+/// One thing that happened in a call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JourneyEvent {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    pub step: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A journey longer than this stops growing (a caller looping through a menu for an hour).
+pub const MAX_JOURNEY: usize = 200;
+
+impl FlowState {
+    pub fn note(&mut self, at: i64, step: &str, event: &str, detail: Option<String>) {
+        if self.journey.len() < MAX_JOURNEY {
+            self.journey.push(JourneyEvent {
+                at,
+                step: step.to_owned(),
+                event: event.to_owned(),
+                detail,
+            });
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -207,8 +236,16 @@ pub fn record_status(
             status = ?2,
             duration_secs = COALESCE(?3, duration_secs),
             ended_at = CASE WHEN ?5 THEN COALESCE(ended_at, ?4) ELSE ended_at END,
-            state = CASE WHEN ?5 AND step NOT IN ('handed_off', 'ended')
-                         THEN json_set(state, '$.last_step', step) ELSE state END,
+            state = json_set(
+                CASE WHEN ?5 AND step NOT IN ('handed_off', 'ended')
+                     THEN json_set(state, '$.last_step', step) ELSE state END,
+                '$.journey',
+                json_insert(
+                    COALESCE(json_extract(state, '$.journey'), json_array()),
+                    '$[#]',
+                    json_object('at', ?4, 'step', step, 'event', 'status', 'detail', ?2)
+                )
+            ),
             step = CASE WHEN ?5 AND step NOT IN ('handed_off') THEN 'ended' ELSE step END,
             end_reason = CASE WHEN ?5 AND end_reason IS NULL AND step NOT IN ('handed_off', 'ended')
                               THEN 'caller_hung_up' ELSE end_reason END,

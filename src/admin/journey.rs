@@ -1,0 +1,70 @@
+//! `GET /api/calls/{sid}/journey`: a call's journey, step by step, with the time spent at each,
+//! for admins tracing where callers struggle.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use super::auth::Admin;
+use crate::domain::{CallSid, mask_number};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::{calls, to_rfc3339};
+
+#[derive(Serialize)]
+pub struct Journey {
+    call_sid: String,
+    caller: String,
+    script: String,
+    script_version: Option<i64>,
+    level: &'static str,
+    department: Option<String>,
+    end_reason: Option<String>,
+    events: Vec<Event>,
+}
+
+#[derive(Serialize)]
+pub struct Event {
+    at: Option<String>,
+    step: String,
+    event: String,
+    detail: Option<String>,
+    /// Time until the next event: what this moment of the call cost the caller.
+    spent_ms: Option<i64>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(sid): Path<String>,
+) -> Result<Json<Journey>, ApiError> {
+    let sid = CallSid::parse(&sid).map_err(|_| ApiError::NotFound)?;
+    let call = state
+        .store
+        .run(move |conn| calls::get(conn, sid.as_str()))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    let journey = &call.state.journey;
+    let events = journey
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Event {
+            at: to_rfc3339(e.at),
+            step: e.step.clone(),
+            event: e.event.clone(),
+            detail: e.detail.clone(),
+            spent_ms: journey.get(i + 1).map(|next| next.at - e.at),
+        })
+        .collect();
+    Ok(Json(Journey {
+        caller: mask_number(&call.caller),
+        level: call.level().as_str(),
+        department: call.category.clone(),
+        end_reason: call.end_reason.clone(),
+        script: call.script.clone(),
+        script_version: call.script_version_no,
+        call_sid: call.call_sid,
+        events,
+    }))
+}
