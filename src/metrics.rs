@@ -49,6 +49,8 @@ pub struct Metrics {
     /// `technical_error` (the caller heard the apology), `bad_signature`, `bad_request`.
     pub errors: Family<Kind, Counter>,
     pub guessing_alerts: Counter,
+    /// CRM webhook attempts: `delivered`, `failed` (retried later), `given_up`.
+    pub crm_deliveries: Family<Kind, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +66,7 @@ impl Default for Metrics {
         let lockouts = Family::<Kind, Counter>::default();
         let errors = Family::<Kind, Counter>::default();
         let guessing_alerts = Counter::default();
+        let crm_deliveries = Family::<Kind, Counter>::default();
         registry.register(
             "webhook_seconds",
             "Time to answer a webhook",
@@ -95,6 +98,11 @@ impl Default for Metrics {
             "Failures across the system above the alert threshold",
             guessing_alerts.clone(),
         );
+        registry.register(
+            "crm_deliveries",
+            "CRM webhook deliveries, by result",
+            crm_deliveries.clone(),
+        );
         Self {
             registry,
             webhook_seconds,
@@ -104,6 +112,7 @@ impl Default for Metrics {
             lockouts,
             errors,
             guessing_alerts,
+            crm_deliveries,
         }
     }
 }

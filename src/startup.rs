@@ -42,6 +42,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub ivr: Arc<IvrContext>,
+    /// Live events for the agent consoles and the CRM delivery task.
+    pub hub: Arc<crate::agent::live::Hub>,
 }
 
 impl AppState {
@@ -68,11 +70,13 @@ impl AppState {
             workflow_sid: settings.taskrouter_workflow_sid.clone(),
             alerts: AlertGate::default(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            pop_url_ttl: settings.pop_url_ttl,
         };
         Ok(Self {
             settings: Arc::new(settings),
             store,
             ivr: Arc::new(ivr),
+            hub: Arc::new(crate::agent::live::Hub::default()),
         })
     }
 }
@@ -192,10 +196,23 @@ pub async fn serve(
         data_dir = %state.settings.data_dir.display(),
         "callgate serving"
     );
-    axum::serve(listener, app(state))
+    // The CRM deliveries run beside the server and stop with it (what is left waits in the
+    // outbox for the next start).
+    let crm = crate::agent::crm::spawn(state.clone());
+    let hub = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Open event streams would hold the graceful shutdown forever.
+        hub.close();
+    };
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving")
+        .context("serving");
+    if let Some(task) = crm {
+        task.abort();
+    }
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight webhooks finish before the process exits.

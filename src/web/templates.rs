@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin.html", include_str!("templates/admin.html")),
     ("agent.html", include_str!("templates/agent.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("pop.html", include_str!("templates/pop.html")),
 ];
 
 /// Built once. A template that fails to parse is logged and then answers 500 wherever it is
