@@ -445,7 +445,7 @@ async fn the_crm_webhook_is_signed_retried_with_backoff_and_never_delays_the_cal
         assert!(Instant::now() < deadline, "no third attempt");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let hits = &received.lock().unwrap().hits;
+    let hits = std::mem::take(&mut received.lock().unwrap().hits);
     let gap1 = hits[1].2 - hits[0].2;
     let gap2 = hits[2].2 - hits[1].2;
     eprintln!("attempt gaps: {gap1:?}, {gap2:?}");
@@ -453,7 +453,7 @@ async fn the_crm_webhook_is_signed_retried_with_backoff_and_never_delays_the_cal
         gap2 >= Duration::from_millis(380),
         "backoff doubles: {gap2:?}"
     );
-    for (headers, body, _) in hits {
+    for (headers, body, _) in &hits {
         let ts = headers["x-callgate-timestamp"].to_str().unwrap();
         let sig = headers["x-callgate-signature"].to_str().unwrap();
         let expected = callgate::agent::crm::signature(SECRET, ts.parse().unwrap(), body);
