@@ -135,9 +135,21 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(shed)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// The span of a request (at DEBUG, as tower-http's own): method and path, without the query,
+/// and with a screen-pop URL's token left out, since the token opens the pop.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = if path.starts_with("/pop/") {
+        "/pop/[token]"
+    } else {
+        path
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
 }
 
 /// Prometheus metrics, for admins only.
