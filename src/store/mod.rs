@@ -123,12 +123,19 @@ fn restrict_database_files(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        // Only a missing file is opened here. Closing a descriptor of a file releases every
+        // POSIX lock the process holds on it, SQLite's included: a second `Store::open` in a
+        // process already using the database (the tests' in-process servers) dropped the
+        // server's locks, and a CLI process ending then thought itself the last user, reset
+        // the WAL, and left the server's pooled connections reading an old snapshot.
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             if file.exists() {

@@ -84,7 +84,10 @@ impl EventStream {
             }
             match tokio::time::timeout(left, self.response.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(Ok(None)) => return None,
+                Ok(Ok(None)) => {
+                    eprintln!("event stream ended by the server");
+                    return None;
+                }
                 Ok(Err(e)) => panic!("event stream failed: {e}"),
                 Err(_) => return None,
             }
