@@ -161,7 +161,7 @@ async fn browser_the_screen_pop_appears_live_and_the_agent_records_the_outcome()
         &browser,
         Duration::from_secs(5),
         "the saved outcome",
-        "return document.getElementById('outcome-message').textContent === 'Outcome saved'",
+        "return document.getElementById('outcome-message').textContent.startsWith('Saved by Bea Billing at ')",
     )
     .await;
     let row: (bool, String, String, bool, String) = app

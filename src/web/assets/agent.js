@@ -257,11 +257,10 @@
         },
       });
       state.calls.set(call.call_sid, call);
-      state.dirty = false;
       renderQueue();
       renderPop();
-      msg.className = "saved";
-      msg.textContent = "Outcome saved";
+      // The same words as when the outcome event arrives: "Saved by <agent> at <time>".
+      fillOutcome(call);
     } catch (e) {
       msg.className = "error-text";
       msg.textContent = "Not saved: " + e.message;
