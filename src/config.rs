@@ -3,9 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::domain::Region;
 use crate::verify::Limits;
+
+/// A screen-pop URL opens for 10 minutes after the hand-off.
+pub const DEFAULT_POP_URL_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Default)]
 pub struct TwilioTokens(Vec<String>);
@@ -38,6 +42,62 @@ impl std::fmt::Debug for TwilioTokens {
     }
 }
 
+/// Where each hand-off's screen-pop is POSTed (`CALLGATE_CRM_WEBHOOK_URL`), signed with the
+/// shared secret (`CALLGATE_CRM_WEBHOOK_SECRET`), which Debug output never shows.
+#[derive(Clone)]
+pub struct CrmWebhook {
+    pub url: String,
+    pub secret: zeroize::Zeroizing<String>,
+    /// The first retry waits this long; each further one twice as long as the one before.
+    pub retry_base: Duration,
+    /// Attempts in all before a delivery is given up.
+    pub max_attempts: u32,
+}
+
+impl CrmWebhook {
+    pub fn new(url: &str, secret: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            secret: zeroize::Zeroizing::new(secret.to_owned()),
+            retry_base: Duration::from_secs(1),
+            max_attempts: 12,
+        }
+    }
+}
+
+impl std::fmt::Debug for CrmWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmWebhook")
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .field("retry_base", &self.retry_base)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+/// Reads `CALLGATE_CRM_FRAME_ORIGINS`: origins (`https://crm.example.com`) allowed to show
+/// `/pop/{token}` in a frame, comma-separated. Anything but a bare http(s) origin is refused,
+/// since it goes into the Content-Security-Policy header.
+pub fn parse_frame_origins(list: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let url = url::Url::parse(part)
+            .map_err(|_| anyhow::anyhow!("CRM frame origin {part:?} is not a URL"))?;
+        let origin = url.origin().ascii_serialization();
+        let bare = matches!(url.scheme(), "http" | "https")
+            && part.trim_end_matches('/') == origin
+            && url.username().is_empty();
+        if !bare {
+            anyhow::bail!(
+                "CRM frame origin {part:?} must be a bare origin such as https://crm.example.com"
+            );
+        }
+        out.push(origin);
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -55,6 +115,12 @@ pub struct Settings {
     /// Requests served at once; beyond it the server answers 503 at once (Twilio then tries the
     /// number's fallback URL) rather than letting every caller's wait grow.
     pub max_in_flight: usize,
+    /// The CRM webhook, if one is configured.
+    pub crm_webhook: Option<CrmWebhook>,
+    /// Origins allowed to frame `/pop/{token}` (a CRM, Flex's CRM container).
+    pub crm_frame_origins: Vec<String>,
+    /// How long a screen-pop URL can be opened after the hand-off.
+    pub pop_url_ttl: Duration,
 }
 
 impl Settings {
@@ -76,6 +142,9 @@ impl Settings {
             taskrouter_workflow_sid: None,
             limits: Limits::default(),
             max_in_flight: 512,
+            crm_webhook: None,
+            crm_frame_origins: Vec::new(),
+            pop_url_ttl: DEFAULT_POP_URL_TTL,
         }
     }
 }
@@ -93,6 +162,37 @@ mod tests {
             !shown.contains("secret-one") && shown.contains("2 token(s)"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn debug_redacts_the_crm_secret() {
+        let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), "d".into());
+        s.crm_webhook = Some(CrmWebhook::new(
+            "https://crm.example/hook",
+            "hook-secret-xyz",
+        ));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hook-secret-xyz") && shown.contains("crm.example"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn frame_origins_must_be_bare_origins() {
+        assert_eq!(
+            parse_frame_origins("https://crm.example.com, http://localhost:3000/").unwrap(),
+            ["https://crm.example.com", "http://localhost:3000"]
+        );
+        for bad in [
+            "crm.example.com",
+            "https://crm.example.com/path",
+            "https://a.example; script-src *",
+            "javascript:alert(1)",
+            "https://u@crm.example.com",
+        ] {
+            assert!(parse_frame_origins(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub guessing_alerts: Counter,
     /// Speech menus: `routed` or `not_understood`.
     pub speech_routing: Family<Outcome, Counter>,
+    /// CRM webhook attempts: `delivered`, `failed` (retried later), `given_up`.
+    pub crm_deliveries: Family<Kind, Counter>,
 }
 
 impl Default for Metrics {
@@ -77,6 +79,7 @@ impl Default for Metrics {
             "Utterances at speech menus, routed or not understood",
             speech_routing.clone(),
         );
+        let crm_deliveries = Family::<Kind, Counter>::default();
         registry.register(
             "webhook_seconds",
             "Time to answer a webhook",
@@ -108,6 +111,11 @@ impl Default for Metrics {
             "Failures across the system above the alert threshold",
             guessing_alerts.clone(),
         );
+        registry.register(
+            "crm_deliveries",
+            "CRM webhook deliveries, by result",
+            crm_deliveries.clone(),
+        );
         Self {
             registry,
             webhook_seconds,
@@ -118,6 +126,7 @@ impl Default for Metrics {
             errors,
             guessing_alerts,
             speech_routing,
+            crm_deliveries,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub ivr: Arc<IvrContext>,
     /// The admin page's simulated calls.
     pub simulations: Arc<crate::admin::simulator::Simulations>,
+    /// Live events for the agent consoles and the CRM delivery task.
+    pub hub: Arc<crate::agent::live::Hub>,
 }
 
 impl AppState {
@@ -71,12 +73,14 @@ impl AppState {
             alerts: AlertGate::default(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             routing: Default::default(),
+            pop_url_ttl: settings.pop_url_ttl,
         };
         Ok(Self {
             settings: Arc::new(settings),
             store,
             ivr: Arc::new(ivr),
             simulations: Default::default(),
+            hub: Arc::new(crate::agent::live::Hub::default()),
         })
     }
 }
@@ -136,9 +140,21 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(shed)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// The span of a request (at DEBUG, as tower-http's own): method and path, without the query,
+/// and with a screen-pop URL's token left out, since the token opens the pop.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = if path.starts_with("/pop/") {
+        "/pop/[token]"
+    } else {
+        path
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
 }
 
 /// Prometheus metrics, for admins only.
@@ -198,11 +214,23 @@ pub async fn serve(
         "callgate serving"
     );
     let watcher = tokio::spawn(watch_publishes(state.clone()));
+    // The CRM deliveries run beside the server and stop with it (what is left waits in the
+    // outbox for the next start).
+    let crm = crate::agent::crm::spawn(state.clone());
+    let hub = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Open event streams would hold the graceful shutdown forever.
+        hub.close();
+    };
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving");
     watcher.abort();
+    if let Some(task) = crm {
+        task.abort();
+    }
     served
 }
 

@@ -180,6 +180,7 @@ pub async fn start(
             // Simulated calls count in their own metrics, never in the server's.
             metrics: Arc::new(crate::metrics::Metrics::default()),
             routing: std::sync::RwLock::new(ivr.routing_model()),
+            pop_url_ttl: ivr.pop_url_ttl,
         };
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);

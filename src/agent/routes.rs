@@ -1,12 +1,15 @@
-//! `GET /api/calls/{CallSid}`: the screen-pop of one call, for agents and admins.
-//! `GET /api/me`: who the token or session belongs to (the pages' scripts start from it).
+//! `GET /api/calls/{CallSid}`: the screen-pop of one call, for agents (of its department) and
+//! admins. `GET /api/me`: who the token or session belongs to (the pages' scripts start from
+//! it). The agent console's own endpoints are in `console` and `live`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::ScreenPop;
 use super::auth::AuthUser;
+use super::view::may_see;
+use super::{console, live};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -15,7 +18,18 @@ use crate::store::{calls, now_ms};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/calls/{call_sid}", get(screen_pop))
+        .route(
+            "/api/calls/{call_sid}/outcome",
+            post(console::record_outcome),
+        )
+        .route("/api/agent/queue", get(console::queue))
+        .route("/api/agent/events", get(live::stream))
+        .route(
+            "/api/settings/visible-attributes",
+            get(console::visible_attributes).put(console::set_visible_attributes),
+        )
         .route("/api/me", get(me))
+        .merge(super::pop::router())
 }
 
 #[derive(serde::Serialize)]
@@ -35,7 +49,7 @@ async fn me(AuthUser(user): AuthUser) -> Json<Me> {
 
 async fn screen_pop(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
     Path(call_sid): Path<String>,
 ) -> Result<Json<ScreenPop>, ApiError> {
     let sid = CallSid::parse(&call_sid).map_err(|_| ApiError::NotFound)?;
@@ -45,6 +59,10 @@ async fn screen_pop(
             let Some(call) = calls::get(conn, sid.as_str())? else {
                 return Ok(None);
             };
+            // Another department's call is answered as if it did not exist.
+            if !may_see(&user, call.category.as_deref()) {
+                return Ok(None);
+            }
             ScreenPop::load(conn, &call, now_ms()).map(Some)
         })
         .await

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::ivr::script::PopFields;
 use crate::store::calls::Call;
-use crate::store::{accounts, throttle, to_rfc3339};
+use crate::store::{accounts, settings, throttle, to_rfc3339};
 use crate::verify::Factor;
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,9 @@ pub struct ScreenPop {
     pub verified_at: Option<String>,
     pub handed_off_at: Option<String>,
     pub ended_at: Option<String>,
+    /// The short-lived signed screen-pop URL (`/pop/{token}`), in what travels with a hand-off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,23 +55,50 @@ pub struct Risk {
     /// Failures counted against the account in the last 24 hours, across calls.
     pub account_failures_24h: i64,
     pub caller_withheld: bool,
+    /// The account's keypad verification was locked at some time in the last 24 hours.
+    pub account_locked_24h: bool,
+    /// The account's registered phone number changed within `NUMBER_CHANGE_RECENT_MS`.
+    pub number_changed_recently: bool,
 }
 
+/// Twilio's limit for the headers part of a `<Sip>` URI is 1024 characters; some room is kept.
+pub const SIP_HEADERS_MAX: usize = 1000;
+
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// A phone change this recent is a risk flag (SIM swaps and account takeovers start there).
+pub const NUMBER_CHANGE_RECENT_MS: i64 = 30 * DAY_MS;
+
+/// When the account was last locked and its phone last changed.
+fn account_history(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT last_locked_at, phone_changed_at FROM accounts WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((None, None)))
+}
 
 impl ScreenPop {
     pub fn load(conn: &rusqlite::Connection, call: &Call, now: i64) -> anyhow::Result<Self> {
+        let visible = settings::visible_attributes(conn)?;
         let account = match &call.account_id {
             Some(id) => accounts::get(conn, id)?.map(|a| AccountView {
                 id: a.id,
                 name: a.name,
-                attributes: a.attributes,
+                attributes: settings::filter_visible(&a.attributes, visible.as_deref()),
             }),
             None => None,
         };
         let account_failures_24h = match &call.account_id {
             Some(id) => throttle::recent_account_failures(conn, id, now - DAY_MS)?,
             None => 0,
+        };
+        let (last_locked_at, phone_changed_at) = match &call.account_id {
+            Some(id) => account_history(conn, id)?,
+            None => (None, None),
         };
         let level = call.level();
         Ok(Self {
@@ -87,6 +117,9 @@ impl ScreenPop {
                 failed_attempts: call.failed_attempts,
                 account_failures_24h,
                 caller_withheld: call.caller == "withheld",
+                account_locked_24h: last_locked_at.is_some_and(|t| t >= now - DAY_MS),
+                number_changed_recently: phone_changed_at
+                    .is_some_and(|t| t >= now - NUMBER_CHANGE_RECENT_MS),
             },
             status: call.status.clone(),
             step: call.step.clone(),
@@ -98,6 +131,7 @@ impl ScreenPop {
             verified_at: call.verified_at.and_then(to_rfc3339),
             handed_off_at: call.handed_off_at.and_then(to_rfc3339),
             ended_at: call.ended_at.and_then(to_rfc3339),
+            pop_url: None,
         })
     }
 
@@ -118,6 +152,8 @@ impl ScreenPop {
                 "stir_failed": self.risk.stir_failed,
                 "failed_attempts": self.risk.failed_attempts,
                 "account_failures_24h": self.risk.account_failures_24h,
+                "account_locked_24h": self.risk.account_locked_24h,
+                "number_changed_recently": self.risk.number_changed_recently,
             })
         });
         loop {
@@ -133,6 +169,7 @@ impl ScreenPop {
                 "category": self.category,
                 "risk": risk,
                 "attributes": attributes,
+                "pop_url": self.pop_url,
             })
             .to_string();
             if json.chars().count() <= max {
@@ -156,6 +193,9 @@ impl ScreenPop {
             ("verified".to_owned(), self.verified.to_string()),
             ("level".to_owned(), self.level.to_owned()),
         ];
+        if let Some(url) = &self.pop_url {
+            params.push(("pop_url".to_owned(), url.clone()));
+        }
         if fields.factors {
             params.push(("factors".to_owned(), self.factors.join(",")));
         }
@@ -180,13 +220,17 @@ impl ScreenPop {
     }
 
     /// `X-` headers appended to a `<Dial><Sip>` URI (kept under Twilio's 1024-character limit
-    /// for the headers part; no name, only ids, since SIP headers cross other systems).
+    /// for the headers part; no name, only ids, since SIP headers cross other systems). When
+    /// they do not all fit, whole headers are left out from the last, never cut in the middle.
     pub fn sip_uri(&self, base: &str, fields: PopFields) -> String {
         let mut headers = vec![
             ("X-Callgate-Call", self.call_sid.clone()),
             ("X-Callgate-Level", self.level.to_owned()),
             ("X-Callgate-Verified", self.verified.to_string()),
         ];
+        if let Some(url) = &self.pop_url {
+            headers.push(("X-Callgate-Pop", url.clone()));
+        }
         if fields.factors {
             headers.push(("X-Callgate-Factors", self.factors.join(".")));
         }
@@ -196,17 +240,20 @@ impl ScreenPop {
         if let Some(c) = &self.category {
             headers.push(("X-Callgate-Category", c.clone()));
         }
-        let query = headers
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-        let query: String = query.chars().take(1000).collect();
+        let mut query = String::new();
+        for (k, v) in &headers {
+            let pair = format!(
+                "{k}={}",
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            );
+            if query.len() + pair.len() + 1 > SIP_HEADERS_MAX {
+                break;
+            }
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&pair);
+        }
         let sep = if base.contains('?') { '&' } else { '?' };
         format!("{base}{sep}{query}")
     }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
 use crate::store::accounts::{self, NewAccount};
-use crate::store::{Store, call_codes, now_ms, throttle, to_rfc3339};
+use crate::store::{Store, audit, call_codes, now_ms, settings, throttle, to_rfc3339};
 use crate::verify::{Keyring, totp};
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +52,20 @@ pub enum AccountCommand {
     },
     Remove {
         id: String,
+    },
+    /// Change the registered phone. The change is remembered: for 30 days agents see the risk
+    /// flag "number changed recently" on the account's calls.
+    SetPhone {
+        id: String,
+        phone: String,
+    },
+    /// Which account attributes agents see in screen-pops: a comma-separated list of keys
+    /// (e.g. `plan,device`; "" for none), `--all` for every attribute, nothing to show the
+    /// current choice.
+    VisibleAttributes {
+        keys: Option<String>,
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
     },
     /// Lift a lock on the account's keypad verification and forget its failure count (after
     /// the customer's identity was confirmed another way).
@@ -154,6 +168,57 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 "created_at": to_rfc3339(account.created_at),
             });
             println!("{}", serde_json::to_string_pretty(&view)?);
+            Ok(())
+        }
+        AccountCommand::SetPhone { id, phone } => {
+            let phone = PhoneNumber::parse(&phone, region)?;
+            let store = Store::open(data_dir)?;
+            let changed = store.conn()?.execute(
+                "UPDATE accounts SET phone = ?2, phone_changed_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, phone.as_str(), now_ms()],
+            )?;
+            if changed == 0 {
+                bail!("no account with id {id}");
+            }
+            println!("account {id}: phone changed to {phone}");
+            Ok(())
+        }
+        AccountCommand::VisibleAttributes { keys, all } => {
+            let store = Store::open(data_dir)?;
+            let conn = store.conn()?;
+            if all || keys.is_some() {
+                let list = match keys {
+                    Some(k) => {
+                        let parts: Vec<String> = k
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_owned)
+                            .collect();
+                        Some(
+                            crate::agent::console::parse_keys(&parts)
+                                .map_err(|e| anyhow::anyhow!(e))?,
+                        )
+                    }
+                    None => None,
+                };
+                let now = now_ms();
+                settings::set_visible_attributes(&conn, list.as_deref(), now)?;
+                let detail = serde_json::json!({ "attributes": list }).to_string();
+                audit::append(
+                    &conn,
+                    "cli",
+                    "visible_attributes.set",
+                    "settings",
+                    &detail,
+                    now,
+                )?;
+            }
+            match settings::visible_attributes(&conn)? {
+                None => println!("agents see every account attribute"),
+                Some(list) if list.is_empty() => println!("agents see no account attribute"),
+                Some(list) => println!("agents see: {}", list.join(", ")),
+            }
             Ok(())
         }
         AccountCommand::Unlock { id } => {

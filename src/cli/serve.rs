@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{Settings, TwilioTokens};
+use crate::config::{CrmWebhook, Settings, TwilioTokens, parse_frame_origins};
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
@@ -44,6 +44,19 @@ pub struct ServeArgs {
     /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
     #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// POST each hand-off's screen-pop as JSON to this URL (signed; see README).
+    #[arg(long, env = "CALLGATE_CRM_WEBHOOK_URL")]
+    pub crm_webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the CRM webhook's `X-Callgate-Signature`.
+    #[arg(long, env = "CALLGATE_CRM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub crm_webhook_secret: Option<String>,
+    /// Origins allowed to show `/pop/{token}` in a frame, comma-separated
+    /// (e.g. https://crm.example.com,https://flex.twilio.com).
+    #[arg(long, env = "CALLGATE_CRM_FRAME_ORIGINS", default_value = "")]
+    pub crm_frame_origins: String,
+    /// How long a screen-pop URL can be opened after the hand-off (e.g. 10m).
+    #[arg(long, env = "CALLGATE_POP_URL_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub pop_url_ttl: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -104,6 +117,29 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         }
         None => format!("http://{bound}"),
     };
+    let crm_webhook = match (&args.crm_webhook_url, &args.crm_webhook_secret) {
+        (None, _) => None,
+        (Some(url), secret) => {
+            let parsed = url::Url::parse(url)
+                .with_context(|| "CALLGATE_CRM_WEBHOOK_URL is not a URL".to_owned())?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "CALLGATE_CRM_WEBHOOK_URL must be http or https"
+            );
+            let secret = secret.as_deref().map(str::trim).unwrap_or_default();
+            anyhow::ensure!(
+                secret.len() >= 16,
+                "CALLGATE_CRM_WEBHOOK_SECRET must be set (16 characters or more) with CALLGATE_CRM_WEBHOOK_URL: \
+                 the CRM checks each delivery's signature with it"
+            );
+            Some(CrmWebhook::new(url, secret))
+        }
+    };
+    let crm_frame_origins = parse_frame_origins(&args.crm_frame_origins)?;
+    anyhow::ensure!(
+        (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&args.pop_url_ttl),
+        "CALLGATE_POP_URL_TTL must be between 30s and 24h"
+    );
     let settings = Settings {
         listen: bound,
         public_url,
@@ -120,6 +156,9 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
         limits: args.limits.limits(),
         max_in_flight: args.max_in_flight,
+        crm_webhook,
+        crm_frame_origins,
+        pop_url_ttl: args.pop_url_ttl,
     };
     if args.demo {
         seed_demo(&data_dir, &settings.public_url)?;

@@ -51,6 +51,8 @@ pub struct IvrContext {
     /// What speech routing learned from the categories agents confirmed (`callgate routing
     /// train`), on top of each script's phrases.
     pub routing: std::sync::RwLock<Option<Arc<crate::ivr::routing::Model>>>,
+    /// How long the screen-pop URL a hand-off carries can be opened.
+    pub pop_url_ttl: std::time::Duration,
 }
 
 impl IvrContext {
@@ -1004,7 +1006,16 @@ impl Flow<'_> {
             .get(&category)
             .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
         let pop = match ScreenPop::load(self.conn, self.call, self.now) {
-            Ok(pop) => pop,
+            Ok(mut pop) => {
+                let ttl = i64::try_from(self.ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
+                pop.pop_url = Some(crate::agent::pop::url(
+                    &self.ctx.keys,
+                    &self.ctx.public_url,
+                    &self.call.call_sid,
+                    self.now.saturating_add(ttl),
+                ));
+                pop
+            }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
                 return Ok(Response::new()

@@ -169,8 +169,76 @@ ALTER TABLE calls ADD COLUMN script_version_no INTEGER;
 ALTER TABLE calls ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
 "#;
 
+/// Issue 4, the agent side: what happened to a call after the IVR (queue status, the agent's
+/// outcome), the numbered events the agent console follows live and catches up on, which
+/// account attributes agents see, the screen-pop URLs' one-session binding, the CRM webhook's
+/// outbox, and the account facts behind two risk flags.
+const V4: &str = r#"
+-- How the hand-off went: waiting, answered, abandoned (hung up in the queue), unanswered, ended.
+ALTER TABLE calls ADD COLUMN queue_status TEXT;
+CREATE INDEX calls_waiting ON calls(queue_status, handed_off_at) WHERE queue_status = 'waiting';
+
+-- Every change an agent console shows, numbered: the SSE event id. A console that reconnects
+-- sends the last number it saw and is sent what came after.
+CREATE TABLE call_events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_sid    TEXT NOT NULL,
+    kind        TEXT NOT NULL,               -- handoff, status, outcome
+    department  TEXT,                        -- the call's category when it happened
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX call_events_by_call ON call_events(call_sid, seq);
+CREATE INDEX call_events_by_time ON call_events(at);
+
+-- What the agent recorded (one per call; a correction replaces it).
+CREATE TABLE call_outcomes (
+    call_sid    TEXT PRIMARY KEY REFERENCES calls(call_sid) ON DELETE CASCADE,
+    resolved    INTEGER NOT NULL,
+    category    TEXT NOT NULL,               -- the confirmed department
+    note        TEXT NOT NULL DEFAULT '',
+    recurring   INTEGER NOT NULL DEFAULT 0,  -- the "recurring problem" tag
+    agent       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX call_outcomes_by_category ON call_outcomes(category, at);
+
+-- Server-wide settings an admin changes at run time (`visible_attributes`: a JSON list).
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+-- A screen-pop URL is bound to the browser session that opened it first (both as SHA-256).
+CREATE TABLE pop_opens (
+    token_hash    BLOB PRIMARY KEY,
+    binding_hash  BLOB NOT NULL,
+    call_sid      TEXT NOT NULL,
+    opened_at     INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+) STRICT;
+
+-- Screen-pops waiting to be POSTed to the CRM webhook; survives restarts.
+CREATE TABLE crm_outbox (
+    id            INTEGER PRIMARY KEY,
+    call_sid      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       INTEGER NOT NULL,
+    delivered_at  INTEGER,
+    failed_at     INTEGER,                   -- gave up after the last retry
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX crm_outbox_due ON crm_outbox(next_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+
+-- Risk flags: the registered phone changed recently; the account was locked recently.
+ALTER TABLE accounts ADD COLUMN phone_changed_at INTEGER;
+ALTER TABLE accounts ADD COLUMN last_locked_at INTEGER;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {

@@ -90,9 +90,9 @@ pub fn record_failure(
         if count.is_some_and(|c| c >= limits.account_max_failures) {
             // The lock starts a fresh count: after it expires the next run of failures locks again.
             conn.prepare_cached(
-                "UPDATE accounts SET locked_until = ?2, failed_count = 0 WHERE id = ?1",
+                "UPDATE accounts SET locked_until = ?2, failed_count = 0, last_locked_at = ?3 WHERE id = ?1",
             )?
-            .execute(params![account, now + ms(limits.account_lock)])?;
+            .execute(params![account, now + ms(limits.account_lock), now])?;
             outcome.accounts_locked.push(account.clone());
         }
     }

@@ -10,6 +10,7 @@ use axum::routing::post;
 use tracing::Instrument;
 
 use super::webhook::{SignedForm, VoiceParams};
+use crate::agent::live;
 use crate::error::ApiError;
 use crate::ivr::flow::{self, Event};
 use crate::startup::AppState;
@@ -86,13 +87,25 @@ async fn run_flow_in(
     let ivr = state.ivr.clone();
     let for_flow = params.clone();
     let span = tracing::Span::current();
+    let crm = state.settings.crm_webhook.is_some();
     let result = state
         .store
         .write(move |conn| {
             let _in_call = span.enter();
-            flow::handle(conn, &ivr, &for_flow, event, now_ms())
+            let now = now_ms();
+            let sid = for_flow.call_sid.as_str();
+            let before = calls::get(conn, sid)?;
+            let doc = flow::handle(conn, &ivr, &for_flow, event, now)?;
+            // In the same transaction: the agents' events exist exactly when the change does.
+            let tracked = live::track_flow(conn, &ivr, before.as_ref(), sid, crm, now)?;
+            Ok((doc, tracked))
         })
         .await;
+    // Committed: now the consoles and the CRM task may hear of it.
+    let result = result.map(|(doc, tracked)| {
+        state.hub.publish(&tracked);
+        doc
+    });
     let doc = result.unwrap_or_else(|e| {
         // The caller is on the line: a polite goodbye, not a 5xx (which Twilio would read out
         // as "an application error has occurred").
@@ -119,11 +132,23 @@ async fn status_callback(
         .to_owned();
     let duration = form.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
     let sid = params.call_sid.as_str().to_owned();
+    // The agent's leg of a `<Dial>` reports on the caller's call through `ParentCallSid`.
+    let parent = form
+        .get("ParentCallSid")
+        .and_then(|p| crate::domain::CallSid::parse(p).ok());
     tracing::info!(call_sid = %sid, status = %status, "status callback");
-    state
+    let tracked = state
         .store
-        .write(move |conn| calls::record_status(conn, &sid, &status, duration, now_ms()))
+        .write(move |conn| {
+            let now = now_ms();
+            if let Some(parent) = parent {
+                return live::track_status(conn, parent.as_str(), &status, now);
+            }
+            calls::record_status(conn, &sid, &status, duration, now)?;
+            live::track_status(conn, &sid, &status, now)
+        })
         .await
         .map_err(ApiError::internal)?;
+    state.hub.publish(&tracked);
     Ok(StatusCode::NO_CONTENT)
 }

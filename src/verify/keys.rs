@@ -27,6 +27,8 @@ pub enum Purpose {
     AccountCode,
     CallCode,
     Knowledge,
+    /// The signature of a short-lived screen-pop URL (`/pop/{token}`).
+    PopUrl,
 }
 
 impl Purpose {
@@ -35,6 +37,7 @@ impl Purpose {
             Self::AccountCode => b"callgate/account-code",
             Self::CallCode => b"callgate/call-code",
             Self::Knowledge => b"callgate/knowledge",
+            Self::PopUrl => b"callgate/pop-url",
         }
     }
 }
@@ -45,6 +48,7 @@ struct KeyVersion {
     account_code: Zeroizing<[u8; 32]>,
     call_code: Zeroizing<[u8; 32]>,
     knowledge: Zeroizing<[u8; 32]>,
+    pop_url: Zeroizing<[u8; 32]>,
     totp_secret: Zeroizing<[u8; 32]>,
 }
 
@@ -63,6 +67,7 @@ impl KeyVersion {
             account_code: derive(Purpose::AccountCode.label()),
             call_code: derive(Purpose::CallCode.label()),
             knowledge: derive(Purpose::Knowledge.label()),
+            pop_url: derive(Purpose::PopUrl.label()),
             totp_secret: derive(b"callgate/totp-secret"),
         }
     }
@@ -72,6 +77,7 @@ impl KeyVersion {
             Purpose::AccountCode => &self.account_code,
             Purpose::CallCode => &self.call_code,
             Purpose::Knowledge => &self.knowledge,
+            Purpose::PopUrl => &self.pop_url,
         }
     }
 

@@ -32,6 +32,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/admin.js"),
     ),
+    (
+        "agent.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/agent.css"),
+    ),
+    (
+        "agent.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/agent.js"),
+    ),
 ];
 
 /// `GET /assets/{file}`. Revalidated on every use (`no-cache`) rather than cached for long:

@@ -16,6 +16,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("agent.html", include_str!("templates/agent.html")),
     ("error.html", include_str!("templates/error.html")),
     ("reports.html", include_str!("templates/reports.html")),
+    ("pop.html", include_str!("templates/pop.html")),
 ];
 
 /// Built once. A template that fails to parse is logged and then answers 500 wherever it is

@@ -17,6 +17,7 @@ use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
 
+pub mod agent;
 pub mod browser;
 pub mod process;
 

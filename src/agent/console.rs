@@ -1,0 +1,259 @@
+//! The agent console's API (cookie session with CSRF, or a bearer token):
+//! - `GET /api/agent/queue`: the calls waiting and the recent ones, of the agent's departments,
+//!   with the event number the live stream continues from;
+//! - `POST /api/calls/{sid}/outcome`: the agent's outcome of a call;
+//! - `GET|PUT /api/settings/visible-attributes`: which account attributes agents see (admins).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+
+use super::auth::AuthUser;
+use super::live::Tracked;
+use super::view::{CallView, Viewer, departments_of, may_see};
+use crate::domain::{AttributeKey, CallSid};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::events::{self, Kind};
+use crate::store::outcomes::{self, Outcome};
+use crate::store::users::{Role, User};
+use crate::store::{audit, calls, now_ms, settings};
+
+/// The most calls the queue view lists in each part.
+const QUEUE_LIMIT: u32 = 200;
+const RECENT_LIMIT: u32 = 30;
+const RECENT_WINDOW_MS: i64 = 12 * 3600 * 1000;
+const MAX_NOTE_CHARS: usize = 2000;
+
+#[derive(Serialize)]
+pub struct Queue {
+    /// Where `GET /api/agent/events?since=` continues.
+    pub last_seq: i64,
+    pub waiting: Vec<CallView>,
+    pub recent: Vec<CallView>,
+    pub departments: Option<Vec<String>>,
+    /// Every department of the published scripts, for the outcome's confirmed category.
+    pub known_departments: Vec<String>,
+}
+
+pub async fn queue(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Queue>, ApiError> {
+    let departments = departments_of(&user);
+    let viewer = Viewer::of(&user);
+    let known_departments: Vec<String> = state
+        .ivr
+        .scripts
+        .live()
+        .all()
+        .flat_map(|s| s.departments.keys().cloned().collect::<Vec<_>>())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let queue = state
+        .store
+        .run(move |conn| {
+            // The number first: an event committed while the lists are read is sent again
+            // by the stream rather than missed.
+            let last_seq = events::last_seq(conn)?;
+            let depts = departments.as_deref();
+            let mut waiting = Vec::new();
+            for (sid, dept) in events::waiting(conn, QUEUE_LIMIT)? {
+                if events::visible(depts, dept.as_deref())
+                    && let Some(v) = CallView::by_sid(conn, &sid, viewer)?
+                {
+                    waiting.push(v);
+                }
+            }
+            let mut recent = Vec::new();
+            let since = now_ms() - RECENT_WINDOW_MS;
+            for (sid, dept) in events::recent_handoffs(conn, since, QUEUE_LIMIT)? {
+                if recent.len() >= RECENT_LIMIT as usize {
+                    break;
+                }
+                if events::visible(depts, dept.as_deref())
+                    && let Some(v) = CallView::by_sid(conn, &sid, viewer)?
+                {
+                    recent.push(v);
+                }
+            }
+            Ok(Queue {
+                last_seq,
+                waiting,
+                recent,
+                departments,
+                known_departments,
+            })
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(queue))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutcomeForm {
+    pub resolved: bool,
+    /// The department the call really was for.
+    pub category: String,
+    #[serde(default)]
+    pub note: String,
+    /// The "recurring problem" tag.
+    #[serde(default)]
+    pub recurring: bool,
+}
+
+fn clean_note(note: &str) -> Result<String, ApiError> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "the note is longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    Ok(note
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect())
+}
+
+/// `POST /api/calls/{sid}/outcome`: stores the agent's outcome with the call and tells the
+/// consoles. A call of another department is answered 404, like one that does not exist.
+pub async fn record_outcome(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(call_sid): Path<String>,
+    Json(form): Json<OutcomeForm>,
+) -> Result<Json<CallView>, ApiError> {
+    let sid = CallSid::parse(&call_sid).map_err(|_| ApiError::NotFound)?;
+    let category = match crate::store::users::parse_departments(&form.category) {
+        Ok(list) if list.len() == 1 => list.into_iter().next().unwrap_or_default(),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "category must be one department name".into(),
+            ));
+        }
+    };
+    let note = clean_note(&form.note)?;
+    let viewer = Viewer::of(&user);
+    let agent = user.name.clone();
+    let sid_str = sid.as_str().to_owned();
+    let result = state
+        .store
+        .write(move |conn| {
+            let Some(call) = calls::get(conn, &sid_str)? else {
+                return Ok(Err(ApiError::NotFound));
+            };
+            if !may_see(&user, call.category.as_deref()) {
+                return Ok(Err(ApiError::NotFound));
+            }
+            if call.handed_off_at.is_none() {
+                return Ok(Err(ApiError::BadRequest(
+                    "the call was not handed to an agent".into(),
+                )));
+            }
+            let now = now_ms();
+            outcomes::record(
+                conn,
+                &sid_str,
+                &Outcome {
+                    resolved: form.resolved,
+                    category,
+                    note,
+                    recurring: form.recurring,
+                    agent,
+                    at: now,
+                },
+            )?;
+            // An agent who records an outcome has taken the call.
+            if events::queue_status(conn, &sid_str)?.as_deref() == Some(events::WAITING) {
+                events::set_queue_status(conn, &sid_str, events::ANSWERED, now)?;
+            }
+            let seq = events::append(conn, &sid_str, Kind::Outcome, call.category.as_deref(), now)?;
+            let view = CallView::by_sid(conn, &sid_str, viewer)?;
+            Ok(Ok((seq, view)))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+    let (seq, view) = result;
+    state.hub.publish(&Tracked {
+        events: vec![seq],
+        crm_queued: false,
+    });
+    tracing::info!(call_sid = %sid, "call outcome recorded");
+    view.map(Json).ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VisibleAttributes {
+    /// The keys agents see; `null` for every attribute.
+    pub attributes: Option<Vec<String>>,
+}
+
+fn admin_only(user: &User) -> Result<(), ApiError> {
+    if user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+pub async fn visible_attributes(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<VisibleAttributes>, ApiError> {
+    admin_only(&user)?;
+    let attributes = state
+        .store
+        .run(|conn| settings::visible_attributes(conn))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(VisibleAttributes { attributes }))
+}
+
+/// Parses and deduplicates attribute keys.
+pub fn parse_keys(keys: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        let key = AttributeKey::parse(key.trim()).map_err(|e| e.to_string())?;
+        let key = key.into_string();
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn set_visible_attributes(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(body): Json<VisibleAttributes>,
+) -> Result<Json<VisibleAttributes>, ApiError> {
+    admin_only(&user)?;
+    let keys = body
+        .attributes
+        .as_deref()
+        .map(parse_keys)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let actor = user.name.clone();
+    let stored = keys.clone();
+    state
+        .store
+        .write(move |conn| {
+            let now = now_ms();
+            settings::set_visible_attributes(conn, stored.as_deref(), now)?;
+            let detail = serde_json::json!({ "attributes": stored }).to_string();
+            audit::append(
+                conn,
+                &actor,
+                "visible_attributes.set",
+                "settings",
+                &detail,
+                now,
+            )?;
+            Ok(())
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(VisibleAttributes { attributes: keys }))
+}
