@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backup;
 pub mod call_codes;
 pub mod calls;
+pub mod key_usage;
 pub mod knowledge;
 mod migrations;
 pub mod scripts;
