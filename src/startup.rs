@@ -30,7 +30,7 @@ use crate::ivr::flow::AlertGate;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
 use crate::store::now_ms;
-use crate::verify::Keyring;
+use crate::verify::{Keyring, LiveKeyring};
 
 /// Twilio's webhooks are small forms; anything larger is not from Twilio.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -61,10 +61,13 @@ impl AppState {
         }
         let store = Store::open(&settings.data_dir)?;
         let keys = Keyring::load_or_create(&settings.data_dir)?;
+        // A key file that is not the one the database was written with fails every caller:
+        // refuse to start instead, saying so.
+        crate::store::key_usage::check_keyring(&*store.conn()?, &keys)?;
         let scripts = load_scripts(&store, &settings)?;
         let sounds = SoundIndex::scan(&settings.sounds_dir);
         let ivr = IvrContext {
-            keys: Arc::new(keys),
+            keys: Arc::new(LiveKeyring::new(keys)),
             scripts,
             sounds,
             limits: settings.limits.clone(),
@@ -223,11 +226,15 @@ pub async fn serve(
         // Open event streams would hold the graceful shutdown forever.
         hub.close();
     };
+    let hangup = reload_keys_on_sighup(&state);
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving");
     watcher.abort();
+    if let Some(task) = hangup {
+        task.abort();
+    }
     if let Some(task) = crm {
         task.abort();
     }
@@ -272,6 +279,34 @@ async fn watch_publishes(state: AppState) {
                 tracing::error!(error = %format!("{e:#}"), "published scripts could not be reloaded; the previous ones keep answering")
             }
         }
+    }
+}
+
+/// SIGHUP reads the key file again at once (it is also read within a second of changing).
+fn reload_keys_on_sighup(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("SIGHUP handler not installed: {e}");
+                return None;
+            }
+        };
+        let ivr = state.ivr.clone();
+        Some(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reading the key file again");
+                // Errors are logged by `reload`; the keys in use stay.
+                let _ = ivr.keys.reload();
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        None
     }
 }
 

@@ -214,7 +214,7 @@ pub async fn add_account(
     })
     .to_string();
     let test = body.test;
-    let keys = state.ivr.keys.clone();
+    let keys = state.ivr.keys.get();
     let actor = admin.name.clone();
     let subject = format!("account:{id}");
     let added = state

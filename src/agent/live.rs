@@ -129,7 +129,7 @@ pub fn track_flow(
             let mut pop = ScreenPop::load(conn, &after, now)?;
             let ttl = i64::try_from(ivr.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
             pop.pop_url = Some(super::pop::url(
-                &ivr.keys,
+                &ivr.keys.get(),
                 &ivr.public_url,
                 call_sid,
                 now.saturating_add(ttl),

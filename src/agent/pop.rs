@@ -213,7 +213,7 @@ pub async fn open(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let (call_sid, expires_at) = match check(&state.ivr.keys, &token, now) {
+    let (call_sid, expires_at) = match check(&state.ivr.keys.get(), &token, now) {
         Checked::Valid {
             call_sid,
             expires_at,

@@ -81,6 +81,28 @@ fn account_history(
         .unwrap_or((None, None)))
 }
 
+/// JSON leaves DEL, the C1 controls and U+FFFE/U+FFFF unescaped, but the TwiML writer must drop
+/// them (XML cannot carry them), which would silently change an account's attributes on the way
+/// to Flex. They can only occur inside JSON strings, so they are written as `\uXXXX` escapes,
+/// which JSON reads back as the same characters. (Found by fuzz/fuzz_targets/twiml_render.rs.)
+fn xml_safe_json(json: String) -> String {
+    let unsafe_char = |c: char| {
+        !matches!(c, '\t' | '\n' | '\r') && (c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+    };
+    if !json.chars().any(unsafe_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl ScreenPop {
     pub fn load(conn: &rusqlite::Connection, call: &Call, now: i64) -> anyhow::Result<Self> {
         let visible = settings::visible_attributes(conn)?;
@@ -172,6 +194,7 @@ impl ScreenPop {
                 "pop_url": self.pop_url,
             })
             .to_string();
+            let json = xml_safe_json(json);
             if json.chars().count() <= max {
                 return json;
             }
@@ -256,5 +279,39 @@ impl ScreenPop {
         }
         let sep = if base.contains('?') { '&' } else { '?' };
         format!("{base}{sep}{query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_json_survives_the_twiml_writer_intact() {
+        // The fuzzer's input: an attribute value with DEL, a C1 control and U+FFFE.
+        let value = "VIP \u{7f}\u{85} \u{fffe} end\u{1}";
+        let json = xml_safe_json(serde_json::json!({ "segment": value }).to_string());
+        assert!(
+            !json.contains(['\u{7f}', '\u{85}', '\u{fffe}', '\u{1}']),
+            "{json}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["segment"], value);
+        let xml = crate::twilio::twiml::Response::new()
+            .push(crate::twilio::twiml::Verb::Enqueue(
+                crate::twilio::twiml::Enqueue {
+                    queue: String::new(),
+                    action: None,
+                    workflow_sid: Some("WW1".into()),
+                    task: Some(json.clone()),
+                },
+            ))
+            .render()
+            .unwrap();
+        let doc = crate::twilio::twiml::parse(&xml).unwrap();
+        let crate::twilio::twiml::Verb::Enqueue(e) = &doc.verbs[0] else {
+            panic!("{xml}")
+        };
+        assert_eq!(e.task.as_deref(), Some(json.as_str()));
     }
 }

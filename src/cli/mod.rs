@@ -2,6 +2,7 @@
 //! server runs (SQLite in WAL mode serialises the writers).
 
 mod account;
+mod keys;
 mod script;
 mod serve;
 mod user;
@@ -77,6 +78,9 @@ pub enum Command {
     Call(crate::softphone::CallArgs),
     /// Play many calls against a server and report throughput and latency (see BENCHMARKS.md).
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Key custody: rotate the server key, show which versions are in use, retire old ones.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Copy the database, consistently, while the server runs (SQLite's VACUUM INTO).
     Backup {
         /// The file to write; it must not exist yet.
@@ -120,6 +124,7 @@ pub async fn run() -> ExitCode {
             table,
             alert_per_minute,
         ),
+        Command::Keys(cmd) => keys::run(cmd, &cli.data_dir),
         Command::Call(args) => crate::softphone::run(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
         Command::Seed {

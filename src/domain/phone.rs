@@ -50,7 +50,15 @@ impl PhoneNumber {
         if input.len() > 40 {
             return Err(refused());
         }
-        let parsed = phonenumber::parse(Some(region.0), input).map_err(|_| refused())?;
+        // A number written with `+` carries its country code: reading it "in" a region only adds
+        // region-specific quirks (the fuzzer found `+441586703559` valid in PL and GB but refused
+        // in US), so it is read without one and means the same number everywhere.
+        let region = if input.trim_start().starts_with('+') {
+            None
+        } else {
+            Some(region.0)
+        };
+        let parsed = phonenumber::parse(region, input).map_err(|_| refused())?;
         if !phonenumber::is_valid(&parsed) {
             return Err(refused());
         }
@@ -235,5 +243,20 @@ mod tests {
     fn unknown_region_is_refused() {
         assert!(Region::parse("XX").is_err());
         assert!(Region::parse("pl").is_ok());
+    }
+
+    #[test]
+    fn a_number_with_a_country_code_is_the_same_in_every_region() {
+        // Found by fuzz/fuzz_targets/phone_parse.rs: GB read `* $15 867]03559` as this number,
+        // which then did not parse again in US.
+        let gb = PhoneNumber::parse("* $15 867]03559", Region::parse("GB").unwrap()).unwrap();
+        assert_eq!(gb.as_str(), "+441586703559");
+        for r in ["PL", "US", "GB", "DE"] {
+            assert_eq!(
+                PhoneNumber::parse(gb.as_str(), Region::parse(r).unwrap()).unwrap(),
+                gb,
+                "in {r}"
+            );
+        }
     }
 }

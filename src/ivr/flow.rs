@@ -26,7 +26,7 @@ use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
 use crate::twilio::webhook::{Speech, VoiceParams};
-use crate::verify::{AssuranceLevel, Factor as Proof, Keyring, Limits, totp};
+use crate::verify::{AssuranceLevel, Factor as Proof, Keyring, Limits, LiveKeyring, totp};
 
 /// Flex caps task attributes at 1024 characters.
 const TASK_ATTRIBUTES_MAX: usize = 1024;
@@ -38,7 +38,8 @@ pub const HANDOFF_RESULT: &str = "handoff-result";
 
 /// Everything the flow needs besides the database.
 pub struct IvrContext {
-    pub keys: Arc<Keyring>,
+    /// The server key, read again when `callgate keys rotate` changes the key file.
+    pub keys: Arc<LiveKeyring>,
     pub scripts: Catalog,
     pub sounds: SoundIndex,
     pub limits: Limits,
@@ -159,6 +160,7 @@ pub fn run(
         call: &mut call,
         caller: &params.caller,
         now,
+        keys: ctx.keys.get(),
     };
     let doc = match event {
         // Any webhook for a call we have no state for starts it from the beginning.
@@ -265,6 +267,8 @@ struct Flow<'a> {
     call: &'a mut Call,
     caller: &'a CallerId,
     now: i64,
+    /// Taken once per webhook, inside its transaction: one key set for the whole webhook.
+    keys: Arc<Keyring>,
 }
 
 impl Flow<'_> {
@@ -731,11 +735,11 @@ impl Flow<'_> {
             return Ok(None);
         }
         if AccountCode::parse(keys.expose()).is_ok()
-            && let Some(id) = accounts::find_by_code(self.conn, &self.ctx.keys, keys.expose())?
+            && let Some(id) = accounts::find_by_code(self.conn, &self.keys, keys.expose())?
         {
             return Ok(Some(CodeMatch::Account(id)));
         }
-        let found = call_codes::find_live(self.conn, &self.ctx.keys, keys.expose(), self.now)?;
+        let found = call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?;
         Ok(found.map(|(row, account)| CodeMatch::CallCode { row, account }))
     }
 
@@ -816,7 +820,7 @@ impl Flow<'_> {
         let unix_secs = u64::try_from(self.now / 1000).unwrap_or_default();
         let step = match (
             blocked,
-            accounts::totp_secret(self.conn, &self.ctx.keys, &account)?,
+            accounts::totp_secret(self.conn, &self.keys, &account)?,
         ) {
             (false, Some(secret)) => totp::matching_step(&secret, keys.expose(), unix_secs),
             _ => None,
@@ -858,7 +862,7 @@ impl Flow<'_> {
         let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
         let right = !blocked
             && keys.is_all_digits()
-            && knowledge::check(self.conn, &self.ctx.keys, &account, question, keys.expose())?;
+            && knowledge::check(self.conn, &self.keys, &account, question, keys.expose())?;
         self.ctx.metrics.verification("knowledge", right);
         if right {
             self.call.factors.add(Proof::Knowledge);
@@ -1009,7 +1013,7 @@ impl Flow<'_> {
             Ok(mut pop) => {
                 let ttl = i64::try_from(self.ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
                 pop.pop_url = Some(crate::agent::pop::url(
-                    &self.ctx.keys,
+                    &self.keys,
                     &self.ctx.public_url,
                     &self.call.call_sid,
                     self.now.saturating_add(ttl),

@@ -221,14 +221,31 @@ pub fn ids_on_phone(conn: &Connection, phone: &str) -> anyhow::Result<Vec<String
 }
 
 /// The account whose permanent code is `code`, by keyed-hash look-up (under every key version).
+/// A code found under an older key version is re-keyed on the spot: its hash is rewritten under
+/// the current key, in the caller's transaction (a code hash cannot be recomputed without the
+/// code, so a successful use is the only moment a rotation can reach it).
 pub fn find_by_code(
     conn: &Connection,
     keys: &Keyring,
     code: &str,
 ) -> anyhow::Result<Option<String>> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM accounts WHERE code_hash = ?1")?;
-    for (_, hash) in keys.keyed_hash_candidates(Purpose::AccountCode, code) {
-        if let Some(id) = stmt.query_row([&hash], |r| r.get(0)).optional()? {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, code_key_version FROM accounts WHERE code_hash = ?1")?;
+    let current = keys.current_version();
+    for (version, hash) in keys.keyed_hash_candidates(Purpose::AccountCode, code) {
+        let found: Option<(String, Option<u32>)> = stmt
+            .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, stored_version)) = found {
+            if version != current || stored_version != Some(current) {
+                let (v, rekeyed) = keys.keyed_hash(Purpose::AccountCode, code);
+                conn.prepare_cached(
+                    "UPDATE OR IGNORE accounts SET code_hash = ?2, code_key_version = ?3
+                     WHERE id = ?1 AND code_hash = ?4",
+                )?
+                .execute(params![id, rekeyed, v, hash])
+                .context("re-keying the account code")?;
+            }
             return Ok(Some(id));
         }
     }
@@ -245,9 +262,21 @@ pub fn totp_secret(
         .prepare_cached("SELECT totp_secret, totp_key_version FROM accounts WHERE id = ?1 AND totp_secret IS NOT NULL")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    sealed
-        .map(|(blob, version)| keys.decrypt(version, &blob, id))
-        .transpose()
+    let Some((blob, version)) = sealed else {
+        return Ok(None);
+    };
+    let secret = keys.decrypt(version, &blob, id)?;
+    // Sealed under an older key (an account added by a server that had not yet read a rotated
+    // key file): re-seal it under the current one.
+    if version != keys.current_version() {
+        let (v, resealed) = keys.encrypt(&secret, id)?;
+        conn.prepare_cached(
+            "UPDATE accounts SET totp_secret = ?2, totp_key_version = ?3 WHERE id = ?1 AND totp_key_version = ?4",
+        )?
+        .execute(params![id, resealed, v, version])
+        .context("re-sealing the TOTP secret")?;
+    }
+    Ok(Some(secret))
 }
 
 /// Accepts TOTP `step` for the account only if it is later than every step accepted before, in

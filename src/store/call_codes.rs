@@ -54,7 +54,9 @@ pub fn issue(
     anyhow::bail!("could not draw a unique call code")
 }
 
-/// A live (unused, unexpired) call code equal to `code`: its row and its account.
+/// A live (unused, unexpired) call code equal to `code`: its row and its account. A code found
+/// under an older key version is re-keyed under the current one in the caller's transaction
+/// (unless an equal live code already exists under the current key: then it is left to expire).
 pub fn find_live(
     conn: &Connection,
     keys: &Keyring,
@@ -62,14 +64,25 @@ pub fn find_live(
     now: i64,
 ) -> anyhow::Result<Option<(i64, String)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, account_id FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        "SELECT id, account_id, key_version FROM call_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
     )?;
-    for (_, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code) {
-        if let Some(found) = stmt
-            .query_row(params![hash, now], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        {
-            return Ok(Some(found));
+    let current = keys.current_version();
+    for (version, hash) in keys.keyed_hash_candidates(Purpose::CallCode, code) {
+        let found: Option<(i64, String, u32)> = stmt
+            .query_row(params![hash, now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((id, account, stored_version)) = found {
+            if version != current || stored_version != current {
+                let (v, rekeyed) = keys.keyed_hash(Purpose::CallCode, code);
+                conn.prepare_cached(
+                    "UPDATE OR IGNORE call_codes SET code_hash = ?2, key_version = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, rekeyed, v])
+                .context("re-keying the call code")?;
+            }
+            return Ok(Some((id, account)));
         }
     }
     Ok(None)

@@ -69,8 +69,19 @@ pub fn check(
         return Ok(false);
     };
     let material = material(account_id, question, answer);
-    Ok(keys
-        .keyed_hash_candidates(Purpose::Knowledge, &material)
-        .into_iter()
-        .any(|(v, hash)| v == version && bool::from(hash.ct_eq(&stored))))
+    let right = keys
+        .keyed_hash_with(version, Purpose::Knowledge, &material)
+        .is_some_and(|hash| bool::from(hash.ct_eq(&stored)));
+    // A right answer under an older key version is re-keyed under the current one, in the
+    // caller's transaction: the only moment the answer is known again.
+    if right && version != keys.current_version() {
+        let (v, rekeyed) = keys.keyed_hash(Purpose::Knowledge, &material);
+        conn.prepare_cached(
+            "UPDATE account_knowledge SET answer_hash = ?3, key_version = ?4
+             WHERE account_id = ?1 AND question = ?2 AND key_version = ?5",
+        )?
+        .execute(params![account_id, question, rekeyed, v, version])
+        .context("re-keying the knowledge answer")?;
+    }
+    Ok(right)
 }

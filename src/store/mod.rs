@@ -9,6 +9,7 @@ pub mod backup;
 pub mod call_codes;
 pub mod calls;
 pub mod events;
+pub mod key_usage;
 pub mod knowledge;
 mod migrations;
 pub mod outbox;

@@ -145,7 +145,16 @@ impl Keyring {
                     n + 1
                 );
             };
-            versions.insert(version, KeyVersion::from_master(&Zeroizing::new(master)));
+            if versions
+                .insert(version, KeyVersion::from_master(&Zeroizing::new(master)))
+                .is_some()
+            {
+                bail!(
+                    "{}:{}: key version v{version} appears twice",
+                    path.display(),
+                    n + 1
+                );
+            }
         }
         if versions.is_empty() {
             bail!("{} holds no key", path.display());
@@ -154,6 +163,20 @@ impl Keyring {
             versions,
             path: path.to_owned(),
         })
+    }
+
+    /// The key file this keyring was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every version present, oldest first.
+    pub fn versions(&self) -> Vec<u32> {
+        self.versions.keys().copied().collect()
+    }
+
+    pub fn has_version(&self, version: u32) -> bool {
+        self.versions.contains_key(&version)
     }
 
     /// The version new hashes and ciphertexts are made with.
@@ -181,6 +204,13 @@ impl Keyring {
     pub fn keyed_hash(&self, purpose: Purpose, secret: &str) -> (u32, Vec<u8>) {
         let (version, keys) = self.current();
         (version, keys.keyed_hash(purpose, secret))
+    }
+
+    /// The hash of `secret` under one given version (`None` when the key file lacks it).
+    pub fn keyed_hash_with(&self, version: u32, purpose: Purpose, secret: &str) -> Option<Vec<u8>> {
+        self.versions
+            .get(&version)
+            .map(|keys| keys.keyed_hash(purpose, secret))
     }
 
     /// The hashes of `secret` under every key version, for look-ups during a key rotation.
@@ -233,6 +263,232 @@ impl Keyring {
             )
             .map(Zeroizing::new)
             .map_err(|_| anyhow::anyhow!("sealed secret does not decrypt (wrong key or moved row)"))
+    }
+}
+
+/// Holds an exclusive lock on `<key file>.lock` while a command rewrites the key file, so two
+/// rotations at once cannot both append "the next version" with different keys.
+pub struct KeyFileLock {
+    _file: std::fs::File,
+}
+
+impl KeyFileLock {
+    pub fn acquire(key_path: &Path) -> anyhow::Result<Self> {
+        let lock_path = key_path.with_extension("key.lock");
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Appends a fresh key version (one above the highest) to the key file, atomically: the new
+/// file is written to a private temporary file, synced, and renamed over the old one, so a
+/// reader sees either the old file or the new one, never half of it. Returns the new version.
+/// The caller holds the `KeyFileLock`.
+pub fn append_version(path: &Path) -> anyhow::Result<u32> {
+    let current = Keyring::load(path)?;
+    let next = current
+        .current_version()
+        .checked_add(1)
+        .context("key version overflow")?;
+    let old = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let mut master = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(master.as_mut());
+    let mut body = Zeroizing::new(String::with_capacity(old.len() + 64));
+    body.push_str(&old);
+    if !body.is_empty() && !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body.push_str(&format!("v{next} {}\n", STANDARD.encode(master.as_ref())));
+    replace_key_file(path, &body)?;
+    Ok(next)
+}
+
+/// Removes `version` from the key file, atomically. Refuses the current (newest) version and a
+/// version the file does not hold; whether anything still uses it is the caller's check.
+pub fn remove_version(path: &Path, version: u32) -> anyhow::Result<()> {
+    let keyring = Keyring::load(path)?;
+    if !keyring.has_version(version) {
+        bail!("{} holds no key version v{version}", path.display());
+    }
+    if keyring.current_version() == version {
+        bail!(
+            "v{version} is the current key version: rotate first, then retire it once nothing uses it"
+        );
+    }
+    let old = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let prefix = format!("v{version} ");
+    let mut body = Zeroizing::new(String::with_capacity(old.len()));
+    for line in old.lines() {
+        if line.trim_start().starts_with(&prefix) {
+            continue;
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+    replace_key_file(path, &body)?;
+    Ok(())
+}
+
+/// Write temp (0600, same directory) + fsync + rename + fsync of the directory.
+fn replace_key_file(path: &Path, body: &str) -> anyhow::Result<()> {
+    let dir = path.parent().context("key file has no parent directory")?;
+    let tmp = dir.join(format!(".{KEY_FILE}.{}.rotate.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| -> anyhow::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(body.as_bytes())?;
+        file.sync_all()?;
+        // What was written must read back as a keyring before it replaces the old file.
+        Keyring::load(&tmp)?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The keyring a running server uses: the key file is read again when it changed (its size,
+/// modification time or inode differ), checked at most once a second on use, or at once on
+/// `reload` (SIGHUP). A key file that fails to load is reported and the keys in use are kept.
+pub struct LiveKeyring {
+    current: std::sync::RwLock<std::sync::Arc<Keyring>>,
+    stamp: std::sync::Mutex<Option<FileStamp>>,
+    epoch: std::time::Instant,
+    /// Milliseconds after `epoch` when the file is looked at next.
+    next_check_ms: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
+}
+
+const CHECK_INTERVAL_MS: u64 = 1000;
+
+impl std::fmt::Debug for LiveKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LiveKeyring").field(&self.get()).finish()
+    }
+}
+
+impl LiveKeyring {
+    pub fn new(keyring: Keyring) -> Self {
+        let stamp = FileStamp::of(&keyring.path);
+        Self {
+            current: std::sync::RwLock::new(std::sync::Arc::new(keyring)),
+            stamp: std::sync::Mutex::new(stamp),
+            epoch: std::time::Instant::now(),
+            next_check_ms: std::sync::atomic::AtomicU64::new(CHECK_INTERVAL_MS),
+        }
+    }
+
+    fn loaded(&self) -> std::sync::Arc<Keyring> {
+        match self.current.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The keys to use now. At most once a second this costs a `stat` of the key file; a
+    /// changed file is read again.
+    pub fn get(&self) -> std::sync::Arc<Keyring> {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_check_ms.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_check_ms
+                .compare_exchange(
+                    due,
+                    now + CHECK_INTERVAL_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let _ = self.reload_if_changed(false);
+        }
+        self.loaded()
+    }
+
+    /// Reads the key file again now (SIGHUP), even if it looks unchanged. Returns the versions
+    /// loaded; on error the keys in use stay.
+    pub fn reload(&self) -> anyhow::Result<Vec<u32>> {
+        self.reload_if_changed(true)
+    }
+
+    fn reload_if_changed(&self, force: bool) -> anyhow::Result<Vec<u32>> {
+        let path = self.loaded().path.clone();
+        let mut stamp = match self.stamp.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let fresh = FileStamp::of(&path);
+        if !force && *stamp == fresh {
+            return Ok(self.loaded().versions());
+        }
+        // Recorded before reading: a change while reading is seen on the next check.
+        *stamp = fresh;
+        match Keyring::load(&path) {
+            Ok(keyring) => {
+                let versions = keyring.versions();
+                let current = keyring.current_version();
+                match self.current.write() {
+                    Ok(mut k) => *k = std::sync::Arc::new(keyring),
+                    Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(keyring),
+                }
+                tracing::info!(key_file = %path.display(), ?versions, current, "server key file loaded");
+                Ok(versions)
+            }
+            Err(e) => {
+                tracing::error!(
+                    key_file = %path.display(),
+                    "server key file changed but does not load; keeping the keys in use: {e:#}"
+                );
+                Err(e)
+            }
+        }
     }
 }
 
@@ -322,5 +578,131 @@ mod tests {
         std::fs::write(dir.path().join(KEY_FILE), "v1 not-base64\n").unwrap();
         let err = Keyring::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains(":1:"), "{err}");
+    }
+
+    #[test]
+    fn rotation_appends_a_current_version_and_keeps_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = Keyring::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let (_, sealed) = v1.encrypt(b"totp", "ACC-1").unwrap();
+        let old_hash = v1.keyed_hash(Purpose::AccountCode, "123456");
+
+        assert_eq!(append_version(&path).unwrap(), 2);
+        let k = Keyring::load(&path).unwrap();
+        assert_eq!(k.versions(), vec![1, 2]);
+        assert_eq!(k.current_version(), 2);
+        // Old material still reads; new material is made with v2.
+        assert_eq!(k.decrypt(1, &sealed, "ACC-1").unwrap().as_slice(), b"totp");
+        assert_eq!(k.encrypt(b"x", "ACC-1").unwrap().0, 2);
+        let (v, new_hash) = k.keyed_hash(Purpose::AccountCode, "123456");
+        assert_eq!(v, 2);
+        assert_ne!(new_hash, old_hash.1);
+        assert!(
+            k.keyed_hash_candidates(Purpose::AccountCode, "123456")
+                .contains(&old_hash)
+        );
+        assert_eq!(
+            k.keyed_hash_with(1, Purpose::AccountCode, "123456"),
+            Some(old_hash.1)
+        );
+        assert_eq!(k.keyed_hash_with(9, Purpose::AccountCode, "123456"), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the rewritten key file stays private");
+        }
+        // No temporary file is left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn retiring_removes_only_an_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        Keyring::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        append_version(&path).unwrap();
+        let before = Keyring::load(&path).unwrap();
+        let err = remove_version(&path, 2).unwrap_err().to_string();
+        assert!(err.contains("current"), "{err}");
+        let err = remove_version(&path, 7).unwrap_err().to_string();
+        assert!(err.contains("no key version v7"), "{err}");
+        remove_version(&path, 1).unwrap();
+        let after = Keyring::load(&path).unwrap();
+        assert_eq!(after.versions(), vec![2]);
+        assert_eq!(
+            after.keyed_hash(Purpose::CallCode, "42"),
+            before.keyed_hash(Purpose::CallCode, "42")
+        );
+        // The comment header survives.
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with('#'));
+        assert_eq!(append_version(&path).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_version_listed_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = STANDARD.encode([7u8; 32]);
+        std::fs::write(dir.path().join(KEY_FILE), format!("v1 {key}\nv1 {key}\n")).unwrap();
+        let err = Keyring::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(":2:") && err.contains("twice"), "{err}");
+        std::fs::write(dir.path().join(KEY_FILE), "# only a comment\n").unwrap();
+        let err = Keyring::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds no key"), "{err}");
+    }
+
+    #[test]
+    fn live_keyring_follows_the_file_and_survives_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = LiveKeyring::new(Keyring::load_or_create(dir.path()).unwrap());
+        let path = dir.path().join(KEY_FILE);
+        assert_eq!(live.get().current_version(), 1);
+        append_version(&path).unwrap();
+        // Checked at most once a second: SIGHUP (`reload`) takes it at once.
+        assert_eq!(live.reload().unwrap(), vec![1, 2]);
+        assert_eq!(live.get().current_version(), 2);
+        // A rotation is noticed on use, within the check interval.
+        append_version(&path).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while live.get().current_version() != 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rotation not picked up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // A damaged key file is refused and the keys in use stay.
+        std::fs::write(&path, "v1 garbage\n").unwrap();
+        assert!(live.reload().is_err());
+        assert_eq!(live.get().versions(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn two_rotations_at_once_make_two_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        Keyring::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let _lock = KeyFileLock::acquire(&path).unwrap();
+                    append_version(&path).unwrap()
+                })
+            })
+            .collect();
+        let mut made: Vec<u32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        made.sort_unstable();
+        assert_eq!(made, vec![2, 3, 4, 5]);
+        assert_eq!(
+            Keyring::load(&path).unwrap().versions(),
+            vec![1, 2, 3, 4, 5]
+        );
     }
 }

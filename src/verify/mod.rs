@@ -9,5 +9,5 @@ pub mod limits;
 pub mod totp;
 
 pub use assurance::{AssuranceLevel, Factor, Factors};
-pub use keys::{Keyring, Purpose};
+pub use keys::{Keyring, LiveKeyring, Purpose};
 pub use limits::Limits;

@@ -96,6 +96,10 @@ impl ServerProcess {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM: the server stops taking connections and finishes what is in flight.
     pub fn terminate(&self) {
         let status = Command::new("kill")
