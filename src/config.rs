@@ -121,6 +121,8 @@ pub struct Settings {
     pub crm_frame_origins: Vec<String>,
     /// How long a screen-pop URL can be opened after the hand-off.
     pub pop_url_ttl: Duration,
+    /// How long each kind of personal record is kept (the daily purge enforces it).
+    pub retention: crate::store::privacy::Retention,
 }
 
 impl Settings {
@@ -145,6 +147,7 @@ impl Settings {
             crm_webhook: None,
             crm_frame_origins: Vec::new(),
             pop_url_ttl: DEFAULT_POP_URL_TTL,
+            retention: Default::default(),
         }
     }
 }

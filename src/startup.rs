@@ -217,6 +217,7 @@ pub async fn serve(
         "callgate serving"
     );
     let watcher = tokio::spawn(watch_publishes(state.clone()));
+    let purger = tokio::spawn(purge_daily(state.clone()));
     // The CRM deliveries run beside the server and stop with it (what is left waits in the
     // outbox for the next start).
     let crm = crate::agent::crm::spawn(state.clone());
@@ -232,6 +233,7 @@ pub async fn serve(
         .await
         .context("serving");
     watcher.abort();
+    purger.abort();
     if let Some(task) = hangup {
         task.abort();
     }
@@ -239,6 +241,34 @@ pub async fn serve(
         task.abort();
     }
     served
+}
+
+/// The retention purge runs a minute after start, then once a day.
+async fn purge_daily(state: AppState) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut tick = tokio::time::interval(Duration::from_secs(24 * 3600));
+    loop {
+        tick.tick().await;
+        let retention = state.settings.retention;
+        let result = state
+            .store
+            .write(move |conn| crate::store::privacy::purge(conn, &retention, now_ms()))
+            .await;
+        match result {
+            Ok(p) => tracing::info!(
+                journeys = p.journeys,
+                notes = p.notes,
+                call_details = p.call_details,
+                failures = p.failures,
+                events = p.events,
+                audit_entries = p.audit_entries,
+                "retention purge done"
+            ),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "retention purge failed; retried tomorrow")
+            }
+        }
+    }
 }
 
 /// How often the server looks for versions published by another process (`callgate script

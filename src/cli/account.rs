@@ -67,6 +67,18 @@ pub enum AccountCommand {
         #[arg(long, conflicts_with = "keys")]
         all: bool,
     },
+    /// Everything held about the account, as JSON (no code, TOTP secret or answer: only whether
+    /// they exist).
+    Export {
+        id: String,
+    },
+    /// Erase the account's personal data; its calls stay as anonymous counts.
+    Forget {
+        id: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Lift a lock on the account's keypad verification and forget its failure count (after
     /// the customer's identity was confirmed another way).
     Unlock {
@@ -117,6 +129,38 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 print_qr(&uri);
                 println!("{uri}");
             }
+            Ok(())
+        }
+        AccountCommand::Export { id } => {
+            let store = Store::open(data_dir)?;
+            let export = crate::store::privacy::export(&*store.conn()?, &id)?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
+            Ok(())
+        }
+        AccountCommand::Forget { id, yes } => {
+            if !yes {
+                bail!("forgetting {id} erases its personal data for good: add --yes to confirm");
+            }
+            let store = Store::open(data_dir)?;
+            let mut conn = store.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            let done = crate::store::privacy::forget(&tx, &id, &actor, now_ms())?;
+            tx.commit()?;
+            // secure_delete zeroed the erased rows in the database pages; the write-ahead log
+            // still holds the old page images until a checkpoint empties it.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                eprintln!(
+                    "note: the write-ahead log could not be emptied now ({e}); the server's checkpoints will"
+                );
+            }
+            println!(
+                "account {id} forgotten: personal data erased; {} call(s) kept as anonymous counts",
+                done.calls_kept_anonymously
+            );
             Ok(())
         }
         AccountCommand::CallCode { id, ttl } => {

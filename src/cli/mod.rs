@@ -71,6 +71,14 @@ pub enum Command {
         #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
         alert_per_minute: u32,
     },
+    /// Enforce the retention settings now (the server also does it daily).
+    Purge {
+        /// Count what would go, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        retention: serve::RetentionArgs,
+    },
     /// Read and verify the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(script::AuditCommand),
@@ -110,6 +118,7 @@ pub async fn run() -> ExitCode {
         Command::User(cmd) => user::run(cmd, &cli.data_dir),
         Command::Script(cmd) => script::run(cmd, &cli.data_dir),
         Command::Audit(cmd) => script::run_audit(cmd, &cli.data_dir),
+        Command::Purge { dry_run, retention } => purge(&cli.data_dir, dry_run, &retention),
         Command::Report {
             name,
             since,
@@ -141,6 +150,26 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn purge(
+    data_dir: &std::path::Path,
+    dry_run: bool,
+    retention: &serve::RetentionArgs,
+) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(data_dir)?;
+    let mut conn = store.conn()?;
+    let tx = conn.transaction()?;
+    let purged = crate::store::privacy::purge(&tx, &retention.retention(), crate::store::now_ms())?;
+    if dry_run {
+        tx.rollback()?;
+        println!("would purge (dry run, nothing changed):");
+    } else {
+        tx.commit()?;
+        println!("purged:");
+    }
+    println!("{}", serde_json::to_string_pretty(&purged)?);
+    Ok(())
 }
 
 fn report(

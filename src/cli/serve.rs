@@ -59,6 +59,41 @@ pub struct ServeArgs {
     pub pop_url_ttl: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long personal records are kept, in days (0: for ever). Used by the server's daily purge
+/// and by `callgate purge`.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Call journeys and the words callers said at speech menus.
+    #[arg(long, env = "CALLGATE_RETAIN_JOURNEYS_DAYS", default_value_t = 90)]
+    pub retain_journeys_days: u32,
+    /// Agents' notes on calls.
+    #[arg(long, env = "CALLGATE_RETAIN_NOTES_DAYS", default_value_t = 365)]
+    pub retain_notes_days: u32,
+    /// Caller numbers and account links of calls, and failed entries; the calls stay as counts.
+    #[arg(long, env = "CALLGATE_RETAIN_CALL_DETAILS_DAYS", default_value_t = 365)]
+    pub retain_call_details_days: u32,
+    /// The agent consoles' event log and delivered CRM bodies.
+    #[arg(long, env = "CALLGATE_RETAIN_EVENTS_DAYS", default_value_t = 30)]
+    pub retain_events_days: u32,
+    /// The audit trail (its chain stays verifiable from an anchor).
+    #[arg(long, env = "CALLGATE_RETAIN_AUDIT_DAYS", default_value_t = 1095)]
+    pub retain_audit_days: u32,
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> crate::store::privacy::Retention {
+        crate::store::privacy::Retention {
+            journeys_days: self.retain_journeys_days,
+            notes_days: self.retain_notes_days,
+            call_details_days: self.retain_call_details_days,
+            events_days: self.retain_events_days,
+            audit_days: self.retain_audit_days,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +194,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         crm_webhook,
         crm_frame_origins,
         pop_url_ttl: args.pop_url_ttl,
+        retention: args.retention.retention(),
     };
     if args.demo {
         seed_demo(&data_dir, &settings.public_url)?;

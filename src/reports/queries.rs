@@ -198,7 +198,7 @@ pub fn repeat_callers(conn: &Connection, from: i64, to: i64) -> anyhow::Result<V
 }
 
 /// The category agents confirmed when they did, else the department the call was routed to.
-const CATEGORY: &str = "COALESCE(c.category, '')";
+const CATEGORY: &str = "COALESCE(o.category, c.category, '')";
 
 pub fn recurring_problems(conn: &Connection, from: i64, to: i64) -> anyhow::Result<Vec<Table>> {
     let mut table = Table::new(
@@ -220,6 +220,7 @@ pub fn recurring_problems(conn: &Connection, from: i64, to: i64) -> anyhow::Resu
     let mut total = 0i64;
     let mut stmt = conn.prepare(&format!(
         "SELECT {CATEGORY}, a.attributes FROM calls c JOIN accounts a ON a.id = c.account_id
+         LEFT JOIN call_outcomes o ON o.call_sid = c.call_sid
          WHERE c.started_at >= ?1 AND c.started_at < ?2 AND {CATEGORY} != ''"
     ))?;
     let rows = stmt.query_map(params![from, to], |r| {

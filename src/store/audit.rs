@@ -108,8 +108,17 @@ pub fn verify(conn: &Connection) -> anyhow::Result<Verdict> {
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
-    let mut expected_seq = 1;
-    let mut prev = GENESIS.to_owned();
+    // After a retention purge the chain starts at the anchor, not at the genesis.
+    let anchor: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM audit_anchor WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (mut expected_seq, mut prev) = match anchor {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let first_seq = expected_seq;
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let at: i64 = r.get(1)?;
@@ -138,9 +147,47 @@ pub fn verify(conn: &Connection) -> anyhow::Result<Verdict> {
         expected_seq += 1;
     }
     Ok(Verdict::Intact {
-        entries: expected_seq - 1,
+        entries: expected_seq - first_seq,
         head: prev,
     })
+}
+
+/// Drops the entries older than `cutoff`, keeping the chain verifiable from an anchor (the
+/// last dropped entry's number and hash). Returns how many were dropped.
+pub fn purge_before(conn: &Connection, cutoff: i64, now: i64) -> anyhow::Result<i64> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log WHERE at < ?1 ORDER BY seq DESC LIMIT 1",
+            [cutoff],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, hash)) = last else {
+        return Ok(0);
+    };
+    // The trigger that refuses deletes is lifted for this statement only, in this transaction.
+    conn.execute_batch("DROP TRIGGER audit_log_no_delete;")?;
+    let dropped = conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
+    conn.execute_batch(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+    )?;
+    conn.execute(
+        "INSERT INTO audit_anchor (id, seq, hash, at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2, at = ?3",
+        params![seq, hash, now],
+    )?;
+    append(
+        conn,
+        "callgate",
+        "audit.purge",
+        "audit",
+        &format!(
+            "{dropped} entries up to #{seq} dropped by the retention purge; the chain continues from #{seq} ({hash})"
+        ),
+        now,
+    )?;
+    Ok(i64::try_from(dropped).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

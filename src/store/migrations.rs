@@ -237,8 +237,19 @@ ALTER TABLE accounts ADD COLUMN phone_changed_at INTEGER;
 ALTER TABLE accounts ADD COLUMN last_locked_at INTEGER;
 "#;
 
+/// Issue 7: the retention purge may drop the oldest audit entries; the anchor keeps the hash
+/// and number of the last one dropped, so the rest of the chain still verifies from there.
+const V5: &str = r#"
+CREATE TABLE audit_anchor (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    seq   INTEGER NOT NULL,
+    hash  TEXT NOT NULL,
+    at    INTEGER NOT NULL
+) STRICT;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {

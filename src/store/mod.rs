@@ -14,6 +14,7 @@ pub mod knowledge;
 mod migrations;
 pub mod outbox;
 pub mod outcomes;
+pub mod privacy;
 pub mod scratch;
 pub mod scripts;
 pub mod sessions;
@@ -159,7 +160,8 @@ fn configure(c: &mut Connection) -> rusqlite::Result<()> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA secure_delete = ON;",
     )
 }
 
