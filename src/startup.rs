@@ -218,6 +218,7 @@ pub async fn serve(
     );
     let watcher = tokio::spawn(watch_publishes(state.clone()));
     let purger = tokio::spawn(purge_daily(state.clone()));
+    let routing = tokio::spawn(watch_routing_models(state.clone()));
     // The CRM deliveries run beside the server and stop with it (what is left waits in the
     // outbox for the next start).
     let crm = crate::agent::crm::spawn(state.clone());
@@ -234,6 +235,7 @@ pub async fn serve(
         .context("serving");
     watcher.abort();
     purger.abort();
+    routing.abort();
     if let Some(task) = hangup {
         task.abort();
     }
@@ -241,6 +243,48 @@ pub async fn serve(
         task.abort();
     }
     served
+}
+
+/// Loads the newest trained speech-routing model at start and whenever `callgate routing train`
+/// stores a new one.
+async fn watch_routing_models(state: AppState) {
+    let mut loaded = None;
+    let mut tick = tokio::time::interval(PUBLISH_POLL);
+    loop {
+        tick.tick().await;
+        let newest = state
+            .store
+            .run(|conn| {
+                conn.query_row("SELECT MAX(id) FROM routing_models", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .context("routing models")
+            })
+            .await;
+        let Ok(Some(id)) = newest else { continue };
+        if loaded == Some(id) {
+            continue;
+        }
+        match state
+            .store
+            .run(|conn| crate::ivr::training::latest(conn))
+            .await
+        {
+            Ok(Some((id, model))) => {
+                let model = Some(Arc::new(model));
+                match state.ivr.routing.write() {
+                    Ok(mut r) => *r = model,
+                    Err(poisoned) => *poisoned.into_inner() = model,
+                }
+                tracing::info!(model = id, "speech routing model loaded");
+                loaded = Some(id);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "speech routing model could not be loaded")
+            }
+        }
+    }
 }
 
 /// The retention purge runs a minute after start, then once a day.

@@ -71,6 +71,9 @@ pub enum Command {
         #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
         alert_per_minute: u32,
     },
+    /// Speech routing: learn from the categories agents confirmed.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
     /// Enforce the retention settings now (the server also does it daily).
     Purge {
         /// Count what would go, change nothing.
@@ -108,6 +111,17 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Train the speech classifier from confirmed outcomes and report its accuracy on
+    /// held-out calls (a running server loads the new model within two seconds).
+    Train {
+        /// Share of the examples kept aside to measure the model.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+    },
+}
+
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Serve(_));
@@ -118,6 +132,7 @@ pub async fn run() -> ExitCode {
         Command::User(cmd) => user::run(cmd, &cli.data_dir),
         Command::Script(cmd) => script::run(cmd, &cli.data_dir),
         Command::Audit(cmd) => script::run_audit(cmd, &cli.data_dir),
+        Command::Routing(RoutingCommand::Train { holdout }) => train(&cli.data_dir, holdout),
         Command::Purge { dry_run, retention } => purge(&cli.data_dir, dry_run, &retention),
         Command::Report {
             name,
@@ -150,6 +165,32 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn train(data_dir: &std::path::Path, holdout: f64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..1.0).contains(&holdout),
+        "--holdout must be at least 0 and below 1"
+    );
+    let store = crate::store::Store::open(data_dir)?;
+    let mut conn = store.conn()?;
+    let tx = conn.transaction()?;
+    let t = crate::ivr::training::train(&tx, holdout, crate::store::now_ms())?;
+    tx.commit()?;
+    let pct = |a: Option<f64>| a.map_or("n/a".to_owned(), |a| format!("{:.1}%", a * 100.0));
+    println!(
+        "routing model #{}: trained on {} confirmed utterance(s), measured on {} held out",
+        t.id, t.examples, t.held_out
+    );
+    println!(
+        "accuracy on held-out calls: {} (script phrases alone: {})",
+        pct(t.accuracy),
+        pct(t.baseline_accuracy)
+    );
+    for (category, n) in &t.per_category {
+        println!("  {category:<16} {n} example(s)");
+    }
+    Ok(())
 }
 
 fn purge(

@@ -6,6 +6,7 @@ pub mod flow;
 pub mod routing;
 pub mod script;
 pub mod sounds;
+pub mod training;
 
 pub use flow::{Event, HANDOFF_RESULT, IvrContext};
 pub use script::{Catalog, Script, ScriptSet};

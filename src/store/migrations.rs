@@ -248,8 +248,28 @@ CREATE TABLE audit_anchor (
 ) STRICT;
 "#;
 
+/// Issue 7: speech-routing models trained from the categories agents confirmed.
+const V6: &str = r#"
+CREATE TABLE routing_models (
+    id                 INTEGER PRIMARY KEY,
+    created_at         INTEGER NOT NULL,
+    examples           INTEGER NOT NULL,   -- utterances trained on
+    held_out           INTEGER NOT NULL,   -- utterances kept aside to measure it
+    accuracy           REAL,               -- on the held-out ones, with the script phrases
+    baseline_accuracy  REAL,               -- the script phrases alone, on the same ones
+    model              TEXT NOT NULL       -- JSON
+) STRICT;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
