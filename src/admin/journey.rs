@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::{calls, to_rfc3339};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Journey {
     call_sid: String,
     caller: String,
@@ -23,7 +23,8 @@ pub struct Journey {
     events: Vec<Event>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JourneyEvent)]
 pub struct Event {
     at: Option<String>,
     step: String,

@@ -24,14 +24,16 @@ use crate::verify::totp;
 /// Accounts listed at once at most.
 const MAX_LIST: u32 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     q: Option<String>,
     limit: Option<u32>,
 }
 
 /// An account as the admin page shows it: the phone masked, no hash, no secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AdminAccountView)]
 pub struct AccountView {
     id: String,
     name: String,
@@ -88,7 +90,7 @@ pub async fn list_accounts(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewAccountBody {
     id: String,
     name: String,
@@ -118,7 +120,7 @@ impl Drop for NewAccountBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountCreated {
     #[serde(flatten)]
     account: AccountView,
@@ -320,7 +322,7 @@ pub async fn unlock_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     name: String,
     role: Role,
@@ -352,7 +354,7 @@ pub async fn list_users(
     Ok(Json(list.into_iter().map(UserView::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewUserBody {
     name: String,
     role: String,
@@ -360,7 +362,7 @@ pub struct NewUserBody {
     departments: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserCreated {
     name: String,
     role: Role,

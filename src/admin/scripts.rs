@@ -20,7 +20,7 @@ use crate::store::{audit, now_ms, scripts as stored};
 /// A script source may not be larger than this.
 const MAX_SOURCE_BYTES: usize = 60 * 1024;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScriptSummary {
     #[serde(flatten)]
     row: stored::ScriptRow,
@@ -52,12 +52,13 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     version: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScriptDetail {
     name: String,
     version: i64,
@@ -132,7 +133,7 @@ fn source_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckResult {
     ok: bool,
     name: Option<String>,
@@ -191,7 +192,7 @@ fn checked_for(state: &AppState, name: &str, source: &str) -> Result<Script, Api
     checked.script.ok_or_else(|| invalid(&checked.problems))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Saved {
     name: String,
     version: i64,
@@ -245,7 +246,7 @@ pub async fn versions(
     Ok(Json(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VersionSource {
     name: String,
     version: i64,
@@ -271,12 +272,12 @@ pub async fn version(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PublishBody {
     version: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Published {
     name: String,
     published_version: i64,
@@ -362,7 +363,8 @@ async fn publish_version(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     subject: Option<String>,
     limit: Option<u32>,

@@ -79,7 +79,7 @@ impl Simulations {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct StartBody {
     /// A draft to run (unsaved text from the editor) ...
     source: Option<String>,
@@ -95,7 +95,7 @@ pub struct StartBody {
     stir: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct StepBody {
     /// Keys pressed (`#` ends a code entry, as on the phone); absent = the caller stays silent.
     digits: Option<String>,
@@ -106,7 +106,7 @@ pub struct StepBody {
 }
 
 /// One thing the caller hears.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Heard {
     kind: &'static str,
     text: Option<String>,
@@ -115,14 +115,14 @@ pub struct Heard {
 }
 
 /// What the call waits for.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     step: String,
     digits: Option<u8>,
     timeout_secs: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Handoff {
     via: &'static str,
     target: String,
@@ -131,7 +131,7 @@ pub struct Handoff {
     carries: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Turn {
     session: String,
     script: String,

@@ -25,7 +25,7 @@ const RECENT_LIMIT: u32 = 30;
 const RECENT_WINDOW_MS: i64 = 12 * 3600 * 1000;
 const MAX_NOTE_CHARS: usize = 2000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Queue {
     /// Where `GET /api/agent/events?since=` continues.
     pub last_seq: i64,
@@ -91,7 +91,7 @@ pub async fn queue(
     Ok(Json(queue))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OutcomeForm {
     pub resolved: bool,
     /// The department the call really was for.
@@ -183,7 +183,7 @@ pub async fn record_outcome(
     view.map(Json).ok_or(ApiError::NotFound)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisibleAttributes {
     /// The keys agents see; `null` for every attribute.
     pub attributes: Option<Vec<String>>,

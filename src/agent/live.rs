@@ -187,7 +187,8 @@ pub fn track_status(
     Ok(tracked)
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The first connection's starting point (the queue's `last_seq`); a reconnection's
     /// `Last-Event-ID` header takes precedence.

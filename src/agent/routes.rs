@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(super::pop::router())
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Me {
     name: String,
     role: crate::store::users::Role,

@@ -19,7 +19,8 @@ use crate::web::templates;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Period {
     /// `YYYY-MM-DD` (start of that day, UTC) or RFC 3339; default: 7 days before `to`.
     from: Option<String>,
