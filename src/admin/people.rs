@@ -66,9 +66,23 @@ impl AccountView {
 }
 
 /// `GET /api/accounts?q=&limit=`
+#[utoipa::path(
+    get,
+    path = "/api/accounts",
+    tag = "people",
+    summary = "Search accounts",
+    description = "Accounts by name, id or phone; phones masked, no codes or secrets. Admins only: agents get 403.",
+    params(AccountQuery),
+    responses(
+        (status = 200, description = "The accounts.", body = Vec<AccountView>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn list_accounts(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Query(query): Query<AccountQuery>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST);
@@ -184,6 +198,22 @@ fn check_knowledge(
 }
 
 /// `POST /api/accounts`
+#[utoipa::path(
+    post,
+    path = "/api/accounts",
+    tag = "people",
+    summary = "Add an account",
+    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. Admins only: agents get 403.",
+    request_body = NewAccountBody,
+    responses(
+        (status = 201, description = "Created.", body = AccountCreated),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn add_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -283,6 +313,21 @@ async fn audited(
 }
 
 /// `DELETE /api/accounts/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/accounts/{id}",
+    tag = "people",
+    summary = "Remove an account",
+    description = "Deletes an account and its secrets. Admins only: agents get 403.",
+    params(("id" = String, Path, description = "The account id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn remove_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -303,6 +348,21 @@ pub async fn remove_account(
 }
 
 /// `POST /api/accounts/{id}/unlock`: lifts a keypad lock and forgets the failure count.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/unlock",
+    tag = "people",
+    summary = "Unlock an account",
+    description = "Lifts a keypad lock and forgets the failure count. Admins only: agents get 403.",
+    params(("id" = String, Path, description = "The account id.")),
+    responses(
+        (status = 204, description = "Unlocked."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn unlock_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -342,9 +402,22 @@ impl From<users::Listed> for UserView {
 }
 
 /// `GET /api/users`
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "people",
+    summary = "List users",
+    description = "Agents and admins; never their token hashes. Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The users.", body = Vec<UserView>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     let list = state
         .store
@@ -372,6 +445,22 @@ pub struct UserCreated {
 }
 
 /// `POST /api/users`: an agent or admin; the answer carries the token, once.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "people",
+    summary = "Add a user",
+    description = "Creates an agent or admin; the answer carries the API token, once. Admins only: agents get 403.",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created.", body = UserCreated),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn add_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -418,6 +507,22 @@ pub async fn add_user(
 }
 
 /// `DELETE /api/users/{name}`: an admin cannot delete themselves (and so never the last admin).
+#[utoipa::path(
+    delete,
+    path = "/api/users/{name}",
+    tag = "people",
+    summary = "Remove a user",
+    description = "Deletes a user and ends their sessions (not yourself: 409). Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The user's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn remove_user(
     State(state): State<AppState>,
     Admin(admin): Admin,

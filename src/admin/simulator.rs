@@ -151,6 +151,23 @@ pub struct Turn {
     twiml: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/simulator",
+    tag = "simulator",
+    summary = "Start a simulated call",
+    description = "A draft or saved script answers a pretend call on the real engine, against a scratch database with copies of the test accounts. Admins only: agents get 403.",
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "The call's first turn; `session` names the simulation.", body = Turn),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The script does not pass the checker: `problems` lists every problem.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn start(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -208,9 +225,26 @@ pub async fn start(
     Ok(Json(turn))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/simulator/{session}",
+    tag = "simulator",
+    summary = "Answer in a simulated call",
+    description = "Presses keys, says words, stays silent or ends the hand-off in a simulation. Admins only: agents get 403.",
+    params(("session" = String, Path, description = "The simulation, from `POST /api/simulator`.")),
+    request_body = StepBody,
+    responses(
+        (status = 200, description = "The next turn.", body = Turn),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn step(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
     Json(body): Json<StepBody>,
 ) -> Result<Json<Turn>, ApiError> {

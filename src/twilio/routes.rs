@@ -23,6 +23,22 @@ pub fn router() -> Router<AppState> {
         .route("/twilio/status", post(status_callback).get(status_callback))
 }
 
+#[utoipa::path(
+    method(post, get),
+    path = "/twilio/voice",
+    tag = "twilio",
+    summary = "A call comes in (Twilio webhook)",
+    description = "The voice URL of the number: answers with the script's first TwiML. Also answers GET (parameters in the query) for numbers set to call with GET.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn incoming_call(
     State(state): State<AppState>,
     form: SignedForm,
@@ -30,6 +46,23 @@ async fn incoming_call(
     run_flow(&state, &form, Event::Incoming).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/twilio/ivr/{step}",
+    tag = "twilio",
+    summary = "A step of the flow (Twilio webhook)",
+    description = "The action URL of the flow's own `<Gather>`, `<Redirect>` and `<Dial>` verbs.",
+    params(("step" = String, Path, description = "The step the call is in."), ("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn flow_step(
     State(state): State<AppState>,
     Path(step): Path<String>,
@@ -120,6 +153,21 @@ pub fn twiml_response(xml: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
 }
 
+#[utoipa::path(
+    method(post, get),
+    path = "/twilio/status",
+    tag = "twilio",
+    summary = "Call status callback (Twilio webhook)",
+    description = "Twilio reports a call's progress (`CallStatus`, `CallDuration`). Also answers GET.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn status_callback(
     State(state): State<AppState>,
     form: SignedForm,
