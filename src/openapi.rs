@@ -65,8 +65,10 @@ pub struct SourceBody {
         crate::agent::console::set_visible_attributes,
         crate::agent::live::stream,
         crate::twilio::routes::incoming_call,
+        crate::twilio::routes::incoming_call_get,
         crate::twilio::routes::flow_step,
         crate::twilio::routes::status_callback,
+        crate::twilio::routes::status_callback_get,
         crate::startup::healthz,
         crate::startup::metrics,
         openapi_json,
@@ -147,4 +149,92 @@ pub async fn openapi_json(
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         doc.to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(&super::json()).unwrap()
+    }
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = doc();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected reference {r}"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} does not resolve"
+            );
+        }
+    }
+
+    /// Each `{param}` of a path is declared once, as a path parameter, by each operation;
+    /// no parameter is declared twice.
+    #[test]
+    fn path_parameters_match_the_templates() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let template: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|s| s.split('}').next())
+                .collect();
+            for (method, op) in item.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let mut seen = std::collections::HashSet::new();
+                for p in &params {
+                    let key = (p["name"].as_str().unwrap().to_owned(), p["in"].to_string());
+                    assert!(seen.insert(key), "{method} {path}: {p} declared twice");
+                }
+                let in_path: Vec<&str> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                let mut a = in_path.clone();
+                let mut b = template.clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                assert_eq!(a, b, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = doc();
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+                assert!(
+                    seen.insert(id.clone()),
+                    "{method} {path}: operationId {id:?} twice"
+                );
+            }
+        }
+    }
 }

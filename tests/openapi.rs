@@ -106,7 +106,10 @@ async fn every_route_is_documented_with_its_methods() {
     // Every operation says who may call it and what comes back.
     for (method, path) in ROUTES {
         let op = &paths[*path][*method];
-        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+        assert!(
+            op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+            "{method} {path}"
+        );
         assert!(op["summary"].is_string(), "{method} {path}");
     }
 }
@@ -135,7 +138,10 @@ fn routes_lists_every_api_route_of_the_routers() {
             }
         }
     }
-    assert!(registered.iter().any(|p| p == "/api/scripts"), "{registered:?}");
+    assert!(
+        registered.iter().any(|p| p == "/api/scripts"),
+        "{registered:?}"
+    );
     for path in registered.iter().filter(|p| p.starts_with("/api")) {
         assert!(
             ROUTES.iter().any(|(_, p)| p == path),
@@ -155,13 +161,23 @@ async fn saving_a_script_documents_201_and_422() {
     let problems = &responses["422"]["content"]["application/json"]["schema"];
     assert!(problems.is_object(), "{problems}");
     assert!(
-        put["description"].as_str().unwrap().contains("agents get 403"),
+        put["description"]
+            .as_str()
+            .unwrap()
+            .contains("agents get 403"),
         "{put}"
     );
     assert!(put["security"].to_string().contains("bearer"), "{put}");
     // The schemas the operations refer to are there.
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
-    for name in ["Saved", "Problem", "ErrorBody", "ScreenPop", "Turn", "Report"] {
+    for name in [
+        "Saved",
+        "Problem",
+        "ErrorBody",
+        "ScreenPop",
+        "Turn",
+        "Report",
+    ] {
         assert!(schemas.contains_key(name), "no schema {name}");
     }
 }
@@ -177,7 +193,12 @@ async fn webhooks_and_the_event_stream_have_their_media_types() {
             .is_some(),
         "{voice}"
     );
-    assert!(voice["responses"]["200"]["content"].get("text/xml").is_some(), "{voice}");
+    assert!(
+        voice["responses"]["200"]["content"]
+            .get("text/xml")
+            .is_some(),
+        "{voice}"
+    );
     assert!(voice.to_string().contains("X-Twilio-Signature"), "{voice}");
     let events = &doc["paths"]["/api/agent/events"]["get"];
     assert!(
@@ -187,5 +208,8 @@ async fn webhooks_and_the_event_stream_have_their_media_types() {
         "{events}"
     );
     let csv = &doc["paths"]["/api/reports/{name}"]["get"]["responses"]["200"]["content"];
-    assert!(csv.get("text/csv").is_some() && csv.get("application/json").is_some(), "{csv}");
+    assert!(
+        csv.get("text/csv").is_some() && csv.get("application/json").is_some(),
+        "{csv}"
+    );
 }

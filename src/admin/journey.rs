@@ -37,6 +37,7 @@ pub struct Event {
 #[utoipa::path(
     get,
     path = "/api/calls/{call_sid}/journey",
+    operation_id = "call_journey",
     tag = "calls",
     summary = "A call's journey",
     description = "The call step by step, with the time spent at each step. Admins only: agents get 403.",

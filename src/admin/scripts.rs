@@ -31,6 +31,7 @@ pub struct ScriptSummary {
 #[utoipa::path(
     get,
     path = "/api/scripts",
+    operation_id = "list_scripts",
     tag = "scripts",
     summary = "List the IVR scripts",
     description = "Every script with its published and latest versions, description and numbers. Admins only: agents get 403.",
@@ -86,6 +87,7 @@ pub struct ScriptDetail {
 #[utoipa::path(
     get,
     path = "/api/scripts/{name}",
+    operation_id = "show_script",
     tag = "scripts",
     summary = "Read a script",
     description = "A script's published version (or `?version=N`, else the latest), with its problems and graph. Admins only: agents get 403.",
@@ -247,6 +249,7 @@ pub struct Saved {
 #[utoipa::path(
     put,
     path = "/api/scripts/{name}",
+    operation_id = "save_script",
     tag = "scripts",
     summary = "Save a draft version",
     description = "Saves a new draft version (a new script when the name is new). Nothing is published. The script must pass the checker and carry the name of the URL. Admins only: agents get 403.",
@@ -293,6 +296,7 @@ pub async fn save(
 #[utoipa::path(
     get,
     path = "/api/scripts/{name}/versions",
+    operation_id = "list_script_versions",
     tag = "scripts",
     summary = "List a script's versions",
     description = "Every saved version of a script, newest first. Admins only: agents get 403.",
@@ -331,6 +335,7 @@ pub struct VersionSource {
 #[utoipa::path(
     get,
     path = "/api/scripts/{name}/versions/{version}",
+    operation_id = "show_script_version",
     tag = "scripts",
     summary = "Read one version",
     description = "The source of one saved version. Admins only: agents get 403.",

@@ -154,6 +154,7 @@ pub struct Turn {
 #[utoipa::path(
     post,
     path = "/api/simulator",
+    operation_id = "start_simulation",
     tag = "simulator",
     summary = "Start a simulated call",
     description = "A draft or saved script answers a pretend call on the real engine, against a scratch database with copies of the test accounts. Admins only: agents get 403.",
@@ -228,6 +229,7 @@ pub async fn start(
 #[utoipa::path(
     post,
     path = "/api/simulator/{session}",
+    operation_id = "step_simulation",
     tag = "simulator",
     summary = "Answer in a simulated call",
     description = "Presses keys, says words, stays silent or ends the hand-off in a simulation. Admins only: agents get 403.",

@@ -218,6 +218,7 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
 #[utoipa::path(
     get,
     path = "/api/agent/events",
+    operation_id = "agent_events",
     tag = "agent",
     summary = "Live screen-pops (server-sent events)",
     description = "The agent's screen-pops and call updates as server-sent events (`text/event-stream`); each event's `id` is its sequence number. A reconnection's `Last-Event-ID` header takes precedence over `since`.",

@@ -33,8 +33,12 @@ pub struct Period {
     from: Option<String>,
     /// Exclusive; `YYYY-MM-DD` means the end of that day. Default: now.
     to: Option<String>,
+    /// `csv` for one table (`table`) as CSV; JSON otherwise.
     format: Option<String>,
+    /// With `format=csv`: which table, from 0 (default 0).
     table: Option<usize>,
+    /// The `/admin/reports` page only: one report instead of all.
+    #[param(ignore)]
     name: Option<String>,
 }
 
@@ -93,6 +97,7 @@ async fn compute(state: &AppState, name: String, from: i64, to: i64) -> Result<R
 #[utoipa::path(
     get,
     path = "/api/reports",
+    operation_id = "list_reports",
     tag = "reports",
     summary = "List the reports",
     description = "The name and title of every report. Admins only: agents get 403.",
@@ -115,6 +120,7 @@ pub async fn list(Admin(_admin): Admin) -> Json<Vec<ReportInfo>> {
 #[utoipa::path(
     get,
     path = "/api/reports/{name}",
+    operation_id = "report",
     tag = "reports",
     summary = "Compute a report",
     description = "A report over a period (at most 400 days) as JSON, or one of its tables as CSV with `format=csv&table=N`. Admins only: agents get 403.",

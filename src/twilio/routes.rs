@@ -18,14 +18,18 @@ use crate::store::{calls, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/twilio/voice", post(incoming_call).get(incoming_call))
+        .route("/twilio/voice", post(incoming_call).get(incoming_call_get))
         .route("/twilio/ivr/{step}", post(flow_step))
-        .route("/twilio/status", post(status_callback).get(status_callback))
+        .route(
+            "/twilio/status",
+            post(status_callback).get(status_callback_get),
+        )
 }
 
 #[utoipa::path(
-    method(post, get),
+    post,
     path = "/twilio/voice",
+    operation_id = "incoming_call",
     tag = "twilio",
     summary = "A call comes in (Twilio webhook)",
     description = "The voice URL of the number: answers with the script's first TwiML. Also answers GET (parameters in the query) for numbers set to call with GET.",
@@ -154,8 +158,9 @@ pub fn twiml_response(xml: String) -> Response {
 }
 
 #[utoipa::path(
-    method(post, get),
+    post,
     path = "/twilio/status",
+    operation_id = "status_callback",
     tag = "twilio",
     summary = "Call status callback (Twilio webhook)",
     description = "Twilio reports a call's progress (`CallStatus`, `CallDuration`). Also answers GET.",
@@ -199,4 +204,46 @@ async fn status_callback(
         .map_err(ApiError::internal)?;
     state.hub.publish(&tracked);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/twilio/voice",
+    operation_id = "incoming_call_get",
+    tag = "twilio",
+    summary = "A call comes in (Twilio webhook, GET)",
+    description = "The same as the POST, for numbers set to call with GET: Twilio's parameters come in the query string, and the signature covers the full URL.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the full URL, with the account's auth token.")),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
+async fn incoming_call_get(state: State<AppState>, form: SignedForm) -> Result<Response, ApiError> {
+    incoming_call(state, form).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/twilio/status",
+    operation_id = "status_callback_get",
+    tag = "twilio",
+    summary = "Call status callback (Twilio webhook, GET)",
+    description = "The same as the POST, for numbers set to call with GET: Twilio's parameters come in the query string, and the signature covers the full URL.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the full URL, with the account's auth token.")),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
+async fn status_callback_get(
+    state: State<AppState>,
+    form: SignedForm,
+) -> Result<StatusCode, ApiError> {
+    status_callback(state, form).await
 }
