@@ -20,6 +20,7 @@ pub mod error;
 pub mod ivr;
 pub mod loadtest;
 pub mod metrics;
+pub mod openapi;
 pub mod reports;
 pub mod softphone;
 pub mod startup;

@@ -128,8 +128,14 @@ pub fn app(state: AppState) -> Router {
         }))
         .load_shed()
         .concurrency_limit(state.settings.max_in_flight.max(1));
+    // Generated from the code once, at start; public, since it describes the API, not data.
+    let openapi: Arc<str> = crate::openapi::json().into();
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/api/openapi.json",
+            get(crate::openapi::openapi_json).with_state(openapi),
+        )
         .route("/metrics", get(metrics))
         .merge(crate::twilio::routes::router())
         .merge(crate::agent::routes::router())
@@ -161,6 +167,19 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 }
 
 /// Prometheus metrics, for admins only.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Metrics in the OpenMetrics text format: webhook latency, verifications, lockouts, hand-offs, errors. Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 async fn metrics(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -178,6 +197,18 @@ async fn metrics(
 }
 
 /// Ready when the database answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Health check",
+    description = "Ready when the database answers. No login.",
+    responses(
+        (status = 200, description = "Ready.", content_type = "text/plain", body = String, example = "ok"),
+        (status = 503, description = "The database does not answer.")
+    ),
+    security(())
+)]
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, StatusCode> {
     state
         .store

@@ -8,13 +8,13 @@ use serde::Serialize;
 
 use crate::ivr::script::{Factor, Script, Step};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Node {
     pub id: String,
     pub kind: &'static str,
@@ -26,7 +26,7 @@ pub struct Node {
     pub start: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Edge {
     pub from: String,
     pub to: String,

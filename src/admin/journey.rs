@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::{calls, to_rfc3339};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Journey {
     call_sid: String,
     caller: String,
@@ -23,7 +23,8 @@ pub struct Journey {
     events: Vec<Event>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = JourneyEvent)]
 pub struct Event {
     at: Option<String>,
     step: String,
@@ -33,9 +34,25 @@ pub struct Event {
     spent_ms: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/calls/{call_sid}/journey",
+    operation_id = "call_journey",
+    tag = "calls",
+    summary = "A call's journey",
+    description = "The call step by step, with the time spent at each step. Admins only: agents get 403.",
+    params(("call_sid" = String, Path, description = "The call's CallSid (`CA` and 32 hex digits).")),
+    responses(
+        (status = 200, description = "The journey.", body = Journey),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(sid): Path<String>,
 ) -> Result<Json<Journey>, ApiError> {
     let sid = CallSid::parse(&sid).map_err(|_| ApiError::NotFound)?;

@@ -24,14 +24,16 @@ use crate::verify::totp;
 /// Accounts listed at once at most.
 const MAX_LIST: u32 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     q: Option<String>,
     limit: Option<u32>,
 }
 
 /// An account as the admin page shows it: the phone masked, no hash, no secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AdminAccountView)]
 pub struct AccountView {
     id: String,
     name: String,
@@ -64,9 +66,23 @@ impl AccountView {
 }
 
 /// `GET /api/accounts?q=&limit=`
+#[utoipa::path(
+    get,
+    path = "/api/accounts",
+    tag = "people",
+    summary = "Search accounts",
+    description = "Accounts by name, id or phone; phones masked, no codes or secrets. Admins only: agents get 403.",
+    params(AccountQuery),
+    responses(
+        (status = 200, description = "The accounts.", body = Vec<AccountView>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn list_accounts(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Query(query): Query<AccountQuery>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST);
@@ -88,7 +104,7 @@ pub async fn list_accounts(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewAccountBody {
     id: String,
     name: String,
@@ -118,7 +134,7 @@ impl Drop for NewAccountBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountCreated {
     #[serde(flatten)]
     account: AccountView,
@@ -182,6 +198,22 @@ fn check_knowledge(
 }
 
 /// `POST /api/accounts`
+#[utoipa::path(
+    post,
+    path = "/api/accounts",
+    tag = "people",
+    summary = "Add an account",
+    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. Admins only: agents get 403.",
+    request_body = NewAccountBody,
+    responses(
+        (status = 201, description = "Created.", body = AccountCreated),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn add_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -281,6 +313,21 @@ async fn audited(
 }
 
 /// `DELETE /api/accounts/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/accounts/{id}",
+    tag = "people",
+    summary = "Remove an account",
+    description = "Deletes an account and its secrets. Admins only: agents get 403.",
+    params(("id" = String, Path, description = "The account id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn remove_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -301,6 +348,21 @@ pub async fn remove_account(
 }
 
 /// `POST /api/accounts/{id}/unlock`: lifts a keypad lock and forgets the failure count.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/unlock",
+    tag = "people",
+    summary = "Unlock an account",
+    description = "Lifts a keypad lock and forgets the failure count. Admins only: agents get 403.",
+    params(("id" = String, Path, description = "The account id.")),
+    responses(
+        (status = 204, description = "Unlocked."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn unlock_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -320,7 +382,7 @@ pub async fn unlock_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     name: String,
     role: Role,
@@ -340,9 +402,22 @@ impl From<users::Listed> for UserView {
 }
 
 /// `GET /api/users`
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "people",
+    summary = "List users",
+    description = "Agents and admins; never their token hashes. Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The users.", body = Vec<UserView>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     let list = state
         .store
@@ -352,7 +427,7 @@ pub async fn list_users(
     Ok(Json(list.into_iter().map(UserView::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewUserBody {
     name: String,
     role: String,
@@ -360,7 +435,7 @@ pub struct NewUserBody {
     departments: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserCreated {
     name: String,
     role: Role,
@@ -370,6 +445,22 @@ pub struct UserCreated {
 }
 
 /// `POST /api/users`: an agent or admin; the answer carries the token, once.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "people",
+    summary = "Add a user",
+    description = "Creates an agent or admin; the answer carries the API token, once. Admins only: agents get 403.",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created.", body = UserCreated),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn add_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -416,6 +507,22 @@ pub async fn add_user(
 }
 
 /// `DELETE /api/users/{name}`: an admin cannot delete themselves (and so never the last admin).
+#[utoipa::path(
+    delete,
+    path = "/api/users/{name}",
+    tag = "people",
+    summary = "Remove a user",
+    description = "Deletes a user and ends their sessions (not yourself: 409). Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The user's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn remove_user(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -20,7 +20,7 @@ use crate::store::{audit, now_ms, scripts as stored};
 /// A script source may not be larger than this.
 const MAX_SOURCE_BYTES: usize = 60 * 1024;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScriptSummary {
     #[serde(flatten)]
     row: stored::ScriptRow,
@@ -28,9 +28,23 @@ pub struct ScriptSummary {
     numbers: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/scripts",
+    operation_id = "list_scripts",
+    tag = "scripts",
+    summary = "List the IVR scripts",
+    description = "Every script with its published and latest versions, description and numbers. Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The scripts.", body = Vec<ScriptSummary>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
 ) -> Result<Json<Vec<ScriptSummary>>, ApiError> {
     let rows = state
         .store
@@ -52,12 +66,13 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     version: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScriptDetail {
     name: String,
     version: i64,
@@ -69,9 +84,25 @@ pub struct ScriptDetail {
 }
 
 /// A script's published version (or `?version=N`), with its problems and its graph.
+#[utoipa::path(
+    get,
+    path = "/api/scripts/{name}",
+    operation_id = "show_script",
+    tag = "scripts",
+    summary = "Read a script",
+    description = "A script's published version (or `?version=N`, else the latest), with its problems and graph. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name."), VersionQuery),
+    responses(
+        (status = 200, description = "The script.", body = ScriptDetail),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<ScriptDetail>, ApiError> {
@@ -132,7 +163,7 @@ fn source_of(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckResult {
     ok: bool,
     name: Option<String>,
@@ -141,9 +172,24 @@ pub struct CheckResult {
 }
 
 /// The editor's live check: nothing is saved.
+#[utoipa::path(
+    post,
+    path = "/api/scripts/check",
+    tag = "scripts",
+    summary = "Check a draft",
+    description = "Runs the checker on a script text without saving anything: the editor's live check. Admins only: agents get 403.",
+    request_body(description = "The script: JSON `{\"source\": \"...\"}`, or the TOML text itself as the body.", content((crate::openapi::SourceBody = "application/json"), (String = "application/toml"), (String = "text/plain"))),
+    responses(
+        (status = 200, description = "The checker's verdict, problems and graph.", body = CheckResult),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn check_draft(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CheckResult>, ApiError> {
@@ -191,7 +237,7 @@ fn checked_for(state: &AppState, name: &str, source: &str) -> Result<Script, Api
     checked.script.ok_or_else(|| invalid(&checked.problems))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Saved {
     name: String,
     version: i64,
@@ -200,6 +246,24 @@ pub struct Saved {
 }
 
 /// `PUT /api/scripts/{name}`: saves a draft version (a new script when the name is new).
+#[utoipa::path(
+    put,
+    path = "/api/scripts/{name}",
+    operation_id = "save_script",
+    tag = "scripts",
+    summary = "Save a draft version",
+    description = "Saves a new draft version (a new script when the name is new). Nothing is published. The script must pass the checker and carry the name of the URL. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name.")),
+    request_body(description = "The script: JSON `{\"source\": \"...\"}`, or the TOML text itself as the body.", content((crate::openapi::SourceBody = "application/json"), (String = "application/toml"), (String = "text/plain"))),
+    responses(
+        (status = 201, description = "Saved as a new draft version; `problems` holds any warnings.", body = Saved),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The script does not pass the checker: `problems` lists every problem.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn save(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -229,9 +293,25 @@ pub async fn save(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/scripts/{name}/versions",
+    operation_id = "list_script_versions",
+    tag = "scripts",
+    summary = "List a script's versions",
+    description = "Every saved version of a script, newest first. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name.")),
+    responses(
+        (status = 200, description = "The versions.", body = Vec<crate::store::scripts::Version>),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn versions(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<stored::Version>>, ApiError> {
     let list = state
@@ -245,16 +325,32 @@ pub async fn versions(
     Ok(Json(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VersionSource {
     name: String,
     version: i64,
     source: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/scripts/{name}/versions/{version}",
+    operation_id = "show_script_version",
+    tag = "scripts",
+    summary = "Read one version",
+    description = "The source of one saved version. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name."), ("version" = i64, Path, description = "The version number.")),
+    responses(
+        (status = 200, description = "The version's source.", body = VersionSource),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn version(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path((name, version)): Path<(String, i64)>,
 ) -> Result<Json<VersionSource>, ApiError> {
     let n = name.clone();
@@ -271,18 +367,36 @@ pub async fn version(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PublishBody {
     version: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Published {
     name: String,
     published_version: i64,
     previous_version: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/scripts/{name}/publish",
+    tag = "scripts",
+    summary = "Publish a version",
+    description = "Publishes a saved version: the next call takes it, calls in progress keep theirs. The version is checked again, and the whole set of scripts must still hold together. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name.")),
+    request_body = PublishBody,
+    responses(
+        (status = 200, description = "Published.", body = Published),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The script does not pass the checker: `problems` lists every problem.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -294,6 +408,24 @@ pub async fn publish(
 
 /// A rollback is a publish of an earlier version; it is refused for a version that is not
 /// earlier, so a mistyped number cannot push an untested draft live.
+#[utoipa::path(
+    post,
+    path = "/api/scripts/{name}/rollback",
+    tag = "scripts",
+    summary = "Roll back to an earlier version",
+    description = "Publishes a version earlier than the published one (409 for a version that is not earlier). Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The script's name.")),
+    request_body = PublishBody,
+    responses(
+        (status = 200, description = "Rolled back.", body = Published),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The request clashes with the current state; `error` says how.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The script does not pass the checker: `problems` lists every problem.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn rollback(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -362,15 +494,30 @@ async fn publish_version(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     subject: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "audit",
+    summary = "Read the audit trail",
+    description = "The latest entries of the tamper-evident audit trail (each chained to the previous by `hash`), newest first. Admins only: agents get 403.",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The entries.", body = Vec<crate::store::audit::Entry>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn audit(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<audit::Entry>>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);

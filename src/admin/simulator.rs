@@ -79,7 +79,7 @@ impl Simulations {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct StartBody {
     /// A draft to run (unsaved text from the editor) ...
     source: Option<String>,
@@ -95,7 +95,7 @@ pub struct StartBody {
     stir: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct StepBody {
     /// Keys pressed (`#` ends a code entry, as on the phone); absent = the caller stays silent.
     digits: Option<String>,
@@ -106,7 +106,7 @@ pub struct StepBody {
 }
 
 /// One thing the caller hears.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Heard {
     kind: &'static str,
     text: Option<String>,
@@ -115,14 +115,14 @@ pub struct Heard {
 }
 
 /// What the call waits for.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     step: String,
     digits: Option<u8>,
     timeout_secs: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Handoff {
     via: &'static str,
     target: String,
@@ -131,7 +131,7 @@ pub struct Handoff {
     carries: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Turn {
     session: String,
     script: String,
@@ -151,6 +151,24 @@ pub struct Turn {
     twiml: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/simulator",
+    operation_id = "start_simulation",
+    tag = "simulator",
+    summary = "Start a simulated call",
+    description = "A draft or saved script answers a pretend call on the real engine, against a scratch database with copies of the test accounts. Admins only: agents get 403.",
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "The call's first turn; `session` names the simulation.", body = Turn),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The script does not pass the checker: `problems` lists every problem.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn start(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -208,9 +226,27 @@ pub async fn start(
     Ok(Json(turn))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/simulator/{session}",
+    operation_id = "step_simulation",
+    tag = "simulator",
+    summary = "Answer in a simulated call",
+    description = "Presses keys, says words, stays silent or ends the hand-off in a simulation. Admins only: agents get 403.",
+    params(("session" = String, Path, description = "The simulation, from `POST /api/simulator`.")),
+    request_body = StepBody,
+    responses(
+        (status = 200, description = "The next turn.", body = Turn),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn step(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
     Json(body): Json<StepBody>,
 ) -> Result<Json<Turn>, ApiError> {

@@ -25,7 +25,7 @@ const RECENT_LIMIT: u32 = 30;
 const RECENT_WINDOW_MS: i64 = 12 * 3600 * 1000;
 const MAX_NOTE_CHARS: usize = 2000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Queue {
     /// Where `GET /api/agent/events?since=` continues.
     pub last_seq: i64,
@@ -36,6 +36,18 @@ pub struct Queue {
     pub known_departments: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/agent/queue",
+    tag = "agent",
+    summary = "The agent's queue",
+    description = "The calls waiting and the recent ones, of the agent's departments, with the event number the live stream continues from.",
+    responses(
+        (status = 200, description = "The queue.", body = Queue),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn queue(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -91,7 +103,7 @@ pub async fn queue(
     Ok(Json(queue))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OutcomeForm {
     pub resolved: bool,
     /// The department the call really was for.
@@ -118,6 +130,23 @@ fn clean_note(note: &str) -> Result<String, ApiError> {
 
 /// `POST /api/calls/{sid}/outcome`: stores the agent's outcome with the call and tells the
 /// consoles. A call of another department is answered 404, like one that does not exist.
+#[utoipa::path(
+    post,
+    path = "/api/calls/{call_sid}/outcome",
+    tag = "agent",
+    summary = "Record a call's outcome",
+    description = "Stores the agent's outcome of a call and tells the consoles. A call of another department is answered 404.",
+    params(("call_sid" = String, Path, description = "The call's CallSid (`CA` and 32 hex digits).")),
+    request_body = OutcomeForm,
+    responses(
+        (status = 200, description = "The call as the console shows it.", body = CallView),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "A cookie request that changes something without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn record_outcome(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -183,7 +212,7 @@ pub async fn record_outcome(
     view.map(Json).ok_or(ApiError::NotFound)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisibleAttributes {
     /// The keys agents see; `null` for every attribute.
     pub attributes: Option<Vec<String>>,
@@ -197,6 +226,19 @@ fn admin_only(user: &User) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/settings/visible-attributes",
+    tag = "settings",
+    summary = "Attributes agents see",
+    description = "Which account attributes agents see (`null`: all). Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The setting.", body = VisibleAttributes),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn visible_attributes(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -223,6 +265,21 @@ pub fn parse_keys(keys: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/settings/visible-attributes",
+    tag = "settings",
+    summary = "Set the attributes agents see",
+    description = "Sets which account attributes agents see (`null`: all). Admins only: agents get 403.",
+    request_body = VisibleAttributes,
+    responses(
+        (status = 200, description = "The new setting.", body = VisibleAttributes),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn set_visible_attributes(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -187,7 +187,8 @@ pub fn track_status(
     Ok(tracked)
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The first connection's starting point (the queue's `last_seq`); a reconnection's
     /// `Last-Event-ID` header takes precedence.
@@ -214,6 +215,20 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
 }
 
 /// `GET /api/agent/events`: the agent's screen-pops as server-sent events.
+#[utoipa::path(
+    get,
+    path = "/api/agent/events",
+    operation_id = "agent_events",
+    tag = "agent",
+    summary = "Live screen-pops (server-sent events)",
+    description = "The agent's screen-pops and call updates as server-sent events (`text/event-stream`); each event's `id` is its sequence number. A reconnection's `Last-Event-ID` header takes precedence over `since`.",
+    params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "The last event received, when reconnecting.")),
+    responses(
+        (status = 200, description = "An endless stream of server-sent events; `data` is JSON.", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

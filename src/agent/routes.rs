@@ -32,13 +32,25 @@ pub fn router() -> Router<AppState> {
         .merge(super::pop::router())
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Me {
     name: String,
     role: crate::store::users::Role,
     departments: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "agent",
+    summary = "Who am I",
+    description = "The user the token or session belongs to.",
+    responses(
+        (status = 200, description = "The user.", body = Me),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 async fn me(AuthUser(user): AuthUser) -> Json<Me> {
     Json(Me {
         name: user.name,
@@ -47,6 +59,20 @@ async fn me(AuthUser(user): AuthUser) -> Json<Me> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/calls/{call_sid}",
+    tag = "agent",
+    summary = "A call's screen-pop",
+    description = "Who is calling, how sure callgate is and why, and the risk flags. A call of another department is answered 404, like one that does not exist.",
+    params(("call_sid" = String, Path, description = "The call's CallSid (`CA` and 32 hex digits).")),
+    responses(
+        (status = 200, description = "The screen-pop.", body = ScreenPop),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 async fn screen_pop(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -11,7 +11,7 @@ use crate::store::calls::Call;
 use crate::store::{accounts, settings, throttle, to_rfc3339};
 use crate::verify::Factor;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScreenPop {
     pub call_sid: String,
     pub caller: String,
@@ -37,14 +37,14 @@ pub struct ScreenPop {
     pub pop_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
     pub name: String,
     pub attributes: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Risk {
     pub caller_id_match: bool,
     pub stir_verstat: Option<String>,

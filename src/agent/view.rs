@@ -32,13 +32,13 @@ impl Viewer {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Labelled {
     pub code: &'static str,
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallView {
     pub call_sid: String,
     /// `+48*****567` for agents; in full for admins.
@@ -51,6 +51,8 @@ pub struct CallView {
     pub factors: Vec<Labelled>,
     pub risk_flags: Vec<Labelled>,
     pub department: Option<String>,
+    /// `[key, value]` pairs, in the order agents see them.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub attributes: Vec<(String, String)>,
     pub queue_status: Option<String>,
     pub call_status: String,

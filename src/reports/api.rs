@@ -19,14 +19,26 @@ use crate::web::templates;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-#[derive(Debug, Deserialize, Default)]
+/// A report `GET /api/reports/{name}` computes.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReportInfo {
+    pub name: &'static str,
+    pub title: &'static str,
+}
+
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Period {
     /// `YYYY-MM-DD` (start of that day, UTC) or RFC 3339; default: 7 days before `to`.
     from: Option<String>,
     /// Exclusive; `YYYY-MM-DD` means the end of that day. Default: now.
     to: Option<String>,
+    /// `csv` for one table (`table`) as CSV; JSON otherwise.
     format: Option<String>,
+    /// With `format=csv`: which table, from 0 (default 0).
     table: Option<usize>,
+    /// The `/admin/reports` page only: one report instead of all.
+    #[param(ignore)]
     name: Option<String>,
 }
 
@@ -82,18 +94,49 @@ async fn compute(state: &AppState, name: String, from: i64, to: i64) -> Result<R
         .map_err(ApiError::internal)
 }
 
-pub async fn list(Admin(_): Admin) -> Json<serde_json::Value> {
-    Json(serde_json::json!(
+#[utoipa::path(
+    get,
+    path = "/api/reports",
+    operation_id = "list_reports",
+    tag = "reports",
+    summary = "List the reports",
+    description = "The name and title of every report. Admins only: agents get 403.",
+    responses(
+        (status = 200, description = "The reports.", body = Vec<ReportInfo>),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
+pub async fn list(Admin(_admin): Admin) -> Json<Vec<ReportInfo>> {
+    Json(
         NAMES
             .iter()
-            .map(|(name, title)| serde_json::json!({ "name": name, "title": title }))
-            .collect::<Vec<_>>()
-    ))
+            .map(|&(name, title)| ReportInfo { name, title })
+            .collect(),
+    )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/reports/{name}",
+    operation_id = "report",
+    tag = "reports",
+    summary = "Compute a report",
+    description = "A report over a period (at most 400 days) as JSON, or one of its tables as CSV with `format=csv&table=N`. Admins only: agents get 403.",
+    params(("name" = String, Path, description = "The report's name, from `GET /api/reports`."), Period),
+    responses(
+        (status = 200, description = "The report (JSON), or one table (CSV).", content((crate::reports::Report = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token or session cookie.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (agents get 403), or a cookie request without a valid `X-CSRF-Token`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("cg_session" = []))
+)]
 pub async fn report(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Admin(_admin): Admin,
     Path(name): Path<String>,
     Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {

@@ -21,7 +21,7 @@ pub const NAMES: [(&str, &str); 5] = [
     ("security", "Security"),
 ];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub name: String,
     pub title: String,
@@ -31,7 +31,7 @@ pub struct Report {
     pub tables: Vec<Table>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Table {
     pub title: String,
     pub columns: Vec<String>,

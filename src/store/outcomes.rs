@@ -4,7 +4,7 @@
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub resolved: bool,
     pub category: String,
@@ -55,7 +55,7 @@ pub fn get(conn: &Connection, call_sid: &str) -> anyhow::Result<Option<Outcome>>
 }
 
 /// One earlier call of an account, as the screen-pop lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PastCall {
     pub call_sid: String,
     pub started_at: i64,

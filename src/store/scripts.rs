@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScriptRow {
     pub name: String,
     pub published_version: Option<i64>,
@@ -18,7 +18,8 @@ pub struct ScriptRow {
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ScriptVersion)]
 pub struct Version {
     pub name: String,
     pub version: i64,

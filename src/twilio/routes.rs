@@ -18,11 +18,31 @@ use crate::store::{calls, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/twilio/voice", post(incoming_call).get(incoming_call))
+        .route("/twilio/voice", post(incoming_call).get(incoming_call_get))
         .route("/twilio/ivr/{step}", post(flow_step))
-        .route("/twilio/status", post(status_callback).get(status_callback))
+        .route(
+            "/twilio/status",
+            post(status_callback).get(status_callback_get),
+        )
 }
 
+#[utoipa::path(
+    post,
+    path = "/twilio/voice",
+    operation_id = "incoming_call",
+    tag = "twilio",
+    summary = "A call comes in (Twilio webhook)",
+    description = "The voice URL of the number: answers with the script's first TwiML. Also answers GET (parameters in the query) for numbers set to call with GET.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn incoming_call(
     State(state): State<AppState>,
     form: SignedForm,
@@ -30,6 +50,23 @@ async fn incoming_call(
     run_flow(&state, &form, Event::Incoming).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/twilio/ivr/{step}",
+    tag = "twilio",
+    summary = "A step of the flow (Twilio webhook)",
+    description = "The action URL of the flow's own `<Gather>`, `<Redirect>` and `<Dial>` verbs.",
+    params(("step" = String, Path, description = "The step the call is in."), ("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such resource.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn flow_step(
     State(state): State<AppState>,
     Path(step): Path<String>,
@@ -120,6 +157,22 @@ pub fn twiml_response(xml: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/twilio/status",
+    operation_id = "status_callback",
+    tag = "twilio",
+    summary = "Call status callback (Twilio webhook)",
+    description = "Twilio reports a call's progress (`CallStatus`, `CallDuration`). Also answers GET.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the URL and the form parameters, with the account's auth token.")),
+    request_body(description = "Twilio's webhook parameters (CallSid, From, To, Digits, SpeechResult, StirVerstat, ...).", content_type = "application/x-www-form-urlencoded", content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
 async fn status_callback(
     State(state): State<AppState>,
     form: SignedForm,
@@ -151,4 +204,46 @@ async fn status_callback(
         .map_err(ApiError::internal)?;
     state.hub.publish(&tracked);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/twilio/voice",
+    operation_id = "incoming_call_get",
+    tag = "twilio",
+    summary = "A call comes in (Twilio webhook, GET)",
+    description = "The same as the POST, for numbers set to call with GET: Twilio's parameters come in the query string, and the signature covers the full URL.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the full URL, with the account's auth token.")),
+    responses(
+        (status = 200, description = "TwiML for the call.", content_type = "text/xml", body = String),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Overloaded: Twilio then uses the number's fallback URL.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
+async fn incoming_call_get(state: State<AppState>, form: SignedForm) -> Result<Response, ApiError> {
+    incoming_call(state, form).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/twilio/status",
+    operation_id = "status_callback_get",
+    tag = "twilio",
+    summary = "Call status callback (Twilio webhook, GET)",
+    description = "The same as the POST, for numbers set to call with GET: Twilio's parameters come in the query string, and the signature covers the full URL.",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 signature of the full URL, with the account's auth token.")),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, description = "The request is malformed; `error` says why.", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Missing or invalid `X-Twilio-Signature`.", body = crate::openapi::ErrorBody)
+    ),
+    security(("twilio_signature" = []))
+)]
+async fn status_callback_get(
+    state: State<AppState>,
+    form: SignedForm,
+) -> Result<StatusCode, ApiError> {
+    status_callback(state, form).await
 }

@@ -15,7 +15,7 @@ use super::model::{
 use super::raw::{Name, RawInput, RawScript, RawStep};
 use crate::verify::{AssuranceLevel, Factor as Proof, Factors};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -23,7 +23,7 @@ pub enum Severity {
 }
 
 /// One thing wrong with a script, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     pub severity: Severity,
     pub line: usize,
