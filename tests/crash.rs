@@ -266,3 +266,37 @@ async fn sigterm_lets_the_webhook_in_flight_finish() {
         .unwrap();
     assert_eq!(step, "account-code");
 }
+
+/// The database stays locked by another process longer than the writer waits: the caller hears
+/// the polite apology (never a 5xx, which Twilio reads out as an application error), nothing of
+/// the webhook is written, and the line works again as soon as the lock is gone.
+#[tokio::test]
+async fn a_locked_database_gets_the_caller_an_apology_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let blocker = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut caller = Caller::new(&app, "+48700000900");
+    let started = std::time::Instant::now();
+    let sorry = caller.dial().await;
+    assert!(
+        sorry.said().contains("problem techniczny") && sorry.hangs_up(),
+        "{}",
+        sorry.xml
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "answered before Twilio gives up"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM calls WHERE call_sid = ?1",
+            [&caller.call_sid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0, "nothing half-written");
+    let mut next = Caller::new(&app, "+48700000901");
+    assert!(next.dial().await.gather().is_some(), "the line works again");
+}
