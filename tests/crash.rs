@@ -136,6 +136,31 @@ async fn calls_until_killed(base: String, phone: String, code: String) -> Vec<Se
     }
 }
 
+/// Wrong codes from a few numbers until the server dies: every tenth failure of a number locks
+/// it, which appends to the audit trail, so kills land in the middle of audit writes too.
+async fn guesses_until_killed(base: String, round: u32) {
+    let http = reqwest::Client::new();
+    loop {
+        let phone = format!("+48790{round:02}0000");
+        let leg = callgate::twilio::client::CallLeg::new(&phone, DIALED);
+        if post(&http, &base, "/twilio/voice", &leg.params("ringing", &[]))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        for _ in 0..3 {
+            let wrong = leg.params("in-progress", &[("Digits", "99999999")]);
+            if post(&http, &base, "/twilio/ivr/account-code", &wrong)
+                .await
+                .is_none()
+            {
+                return;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
     let app = TestApp::spawn().await;
@@ -151,9 +176,11 @@ async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
     let dir = app.data_dir.clone();
 
     let mut checked = (0, 0);
-    for _round in 0..20 {
+    let mut audit_entries = 0;
+    for round in 0..20 {
         let server = ServerProcess::start(&dir);
         server.wait_ready().await;
+        let guesser = tokio::spawn(guesses_until_killed(server.addr.clone(), round));
         let tasks: Vec<_> = callers
             .iter()
             .map(|(phone, code)| {
@@ -171,8 +198,14 @@ async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
         for t in tasks {
             seen.extend(t.await.unwrap());
         }
+        guesser.await.unwrap();
 
         let conn = rusqlite::Connection::open(dir.join("callgate.db")).unwrap();
+        // The audit trail has no holes and no half-written entry, whenever the kill came.
+        match callgate::store::audit::verify(&conn).unwrap() {
+            callgate::store::audit::Verdict::Intact { entries, .. } => audit_entries = entries,
+            broken => panic!("audit trail after kill -9 in round {round}: {broken:?}"),
+        }
         for s in &seen {
             let row: Option<(String, String, Option<String>)> = conn
                 .query_row(
@@ -215,9 +248,10 @@ async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
         .unwrap();
     assert_eq!(check, "ok");
     eprintln!(
-        "answered and verified: {}, handed off: {}",
+        "answered and verified: {}, handed off: {}, audit entries: {audit_entries}",
         checked.0, checked.1
     );
+    assert!(audit_entries > 0, "lockouts were audited during the kills");
     assert!(
         checked.0 > 20 && checked.1 > 20,
         "the kills hit calls in flight: {checked:?}"
