@@ -123,6 +123,8 @@ pub struct Settings {
     pub pop_url_ttl: Duration,
     /// How long each kind of personal record is kept (the daily purge enforces it).
     pub retention: crate::store::privacy::Retention,
+    /// The size the database may grow to; past it calls hear the apology, as on a full disk.
+    pub max_database_mb: Option<u64>,
 }
 
 impl Settings {
@@ -148,6 +150,7 @@ impl Settings {
             crm_frame_origins: Vec::new(),
             pop_url_ttl: DEFAULT_POP_URL_TTL,
             retention: Default::default(),
+            max_database_mb: None,
         }
     }
 }

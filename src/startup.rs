@@ -59,7 +59,12 @@ impl AppState {
                  or pass --insecure-skip-signature for a local experiment."
             );
         }
-        let store = Store::open(&settings.data_dir)?;
+        let store = Store::open_capped(
+            &settings.data_dir,
+            settings
+                .max_database_mb
+                .map(|mb| mb.saturating_mul(1024 * 1024)),
+        )?;
         let keys = Keyring::load_or_create(&settings.data_dir)?;
         // A key file that is not the one the database was written with fails every caller:
         // refuse to start instead, saying so.

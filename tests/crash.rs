@@ -334,3 +334,74 @@ async fn a_locked_database_gets_the_caller_an_apology_and_writes_nothing() {
     let mut next = Caller::new(&app, "+48700000901");
     assert!(next.dial().await.gather().is_some(), "the line works again");
 }
+
+/// The database cannot grow (a full disk, here the `--max-database-mb` cap, which fails writes
+/// the same way): the caller hears the apology, the failed webhook leaves nothing half-written,
+/// what was committed before is intact, and once there is room again calls go through.
+#[tokio::test]
+async fn a_full_database_gets_the_caller_an_apology_and_loses_nothing() {
+    let app = TestApp::spawn_with(|s| s.max_database_mb = Some(1)).await;
+    let db = app.data_dir.join("callgate.db");
+    let filler = rusqlite::Connection::open(&db).unwrap();
+    let used: i64 = filler
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let room = 1024 * 1024 - used - 24 * 1024;
+    filler
+        .execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('filler', ?1, 0)",
+            [String::from_utf8(vec![b'x'; usize::try_from(room).unwrap()]).unwrap()],
+        )
+        .unwrap();
+
+    let mut answered = Vec::new();
+    let mut full = None;
+    for i in 0..200 {
+        let mut caller = Caller::new(&app, &format!("+4870100{i:04}"));
+        let doc = caller.dial().await;
+        if doc.gather().is_some() {
+            answered.push(caller.call_sid.clone());
+        } else {
+            assert!(
+                doc.said().contains("problem techniczny") && doc.hangs_up(),
+                "{}",
+                doc.xml
+            );
+            full = Some(caller.call_sid.clone());
+            break;
+        }
+    }
+    let full = full.expect("the cap was reached");
+    assert!(!answered.is_empty());
+    let count = |sid: &str| -> i64 {
+        filler
+            .query_row(
+                "SELECT COUNT(*) FROM calls WHERE call_sid = ?1",
+                [sid],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count(&full), 0, "nothing half-written");
+    assert!(
+        answered.iter().all(|sid| count(sid) == 1),
+        "committed calls intact"
+    );
+    let check: String = filler
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+
+    filler
+        .execute("DELETE FROM settings WHERE key = 'filler'", [])
+        .unwrap();
+    let mut after = Caller::new(&app, "+48701009999");
+    assert!(
+        after.dial().await.gather().is_some(),
+        "room again: the line works"
+    );
+}

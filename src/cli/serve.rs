@@ -61,6 +61,10 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    /// Stop growing the database past this size (MB): calls then hear the apology, as on a full
+    /// disk, and the disk keeps room for the logs and the operator.
+    #[arg(long, env = "CALLGATE_MAX_DATABASE_MB")]
+    pub max_database_mb: Option<u64>,
 }
 
 /// How long personal records are kept, in days (0: for ever). Used by the server's daily purge
@@ -195,6 +199,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         crm_frame_origins,
         pop_url_ttl: args.pop_url_ttl,
         retention: args.retention.retention(),
+        max_database_mb: args.max_database_mb,
     };
     if args.demo {
         seed_demo(&data_dir, &settings.public_url)?;

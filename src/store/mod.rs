@@ -43,6 +43,9 @@ pub struct Store {
     /// one writer at a time; connections racing for it sleep in SQLite's busy handler with
     /// growing back-off, which showed up as 100 ms+ tails under load.
     writer: Arc<OnceLock<writer::Writer>>,
+    /// The size the server's writes may grow the database to (`--max-database-mb`): past it a
+    /// write fails as on a full disk, cleanly, before the disk itself fills.
+    max_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -54,6 +57,11 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating on first use) `<data_dir>/callgate.db` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_capped(data_dir, None)
+    }
+
+    /// Like `open`, with the server's writes capped at `max_bytes` of database.
+    pub fn open_capped(data_dir: &Path, max_bytes: Option<u64>) -> anyhow::Result<Self> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         restrict_database_files(&path)?;
@@ -70,6 +78,7 @@ impl Store {
             pool,
             path,
             writer: Arc::new(OnceLock::new()),
+            max_bytes,
         })
     }
 
@@ -109,6 +118,10 @@ impl Store {
             Some(w) => w,
             None => {
                 let conn = open_connection(&self.path)?;
+                if let Some(max) = self.max_bytes {
+                    let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+                    conn.pragma_update(None, "max_page_count", (max / page.max(512)).max(1))?;
+                }
                 let started = writer::Writer::start(conn, open_connection(&self.path)?)?;
                 // Another task may have started one meanwhile; then ours stops at once.
                 let _ = self.writer.set(started);
