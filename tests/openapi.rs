@@ -213,3 +213,73 @@ async fn webhooks_and_the_event_stream_have_their_media_types() {
         "{csv}"
     );
 }
+
+/// The authorization matrix over every `/api` route the app serves (the list above is checked
+/// against the sources, so a new route cannot be left out): nobody gets 401, an agent gets 403
+/// on everything admin-only, an admin gets past authorization everywhere.
+#[tokio::test]
+async fn authorization_matrix_of_every_api_route() {
+    use callgate::store::users::Role;
+    let app = TestApp::spawn().await;
+    let admin = app.user("matrix-admin", Role::Admin);
+    let agent = app.user("matrix-agent", Role::Agent);
+    let mut caller = Caller::new(&app, "+48601234567");
+    caller.dial().await;
+    let sid = caller.call_sid.clone();
+    // What agents may use; every other /api route is for admins.
+    let for_agents = [
+        ("get", "/api/calls/{call_sid}"),
+        ("post", "/api/calls/{call_sid}/outcome"),
+        ("get", "/api/agent/queue"),
+        ("get", "/api/agent/events"),
+        ("get", "/api/me"),
+    ];
+    let public = [("get", "/api/openapi.json")];
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for (method, template) in ROUTES.iter().filter(|(_, p)| p.starts_with("/api/")) {
+        let path = template
+            .replace("{call_sid}", &sid)
+            .replace("{name}", "default")
+            .replace("{version}", "1")
+            .replace("{session}", "0000")
+            .replace("{id}", "NOBODY-1");
+        let send = |token: Option<&str>| {
+            let mut r = client.request(
+                method.to_uppercase().parse().unwrap(),
+                format!("{}{path}", app.addr),
+            );
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.json(&serde_json::json!({})).send()
+        };
+        let none = send(None).await.unwrap().status().as_u16();
+        let as_agent = send(Some(&agent)).await.unwrap().status().as_u16();
+        let as_admin = send(Some(&admin)).await.unwrap().status().as_u16();
+        let key = (*method, *template);
+        if public.contains(&key) {
+            assert_eq!(
+                (none, as_agent, as_admin),
+                (200, 200, 200),
+                "{method} {path}"
+            );
+            continue;
+        }
+        assert_eq!(none, 401, "{method} {path} without a token");
+        if for_agents.contains(&key) {
+            assert!(
+                ![401, 403].contains(&as_agent),
+                "{method} {path} as agent: {as_agent}"
+            );
+        } else {
+            assert_eq!(as_agent, 403, "{method} {path} as agent");
+        }
+        assert!(
+            ![401, 403].contains(&as_admin),
+            "{method} {path} as admin: {as_admin}"
+        );
+    }
+}
