@@ -825,6 +825,7 @@ async fn every_call_keeps_its_journey_without_secrets() {
         "{events:#?}"
     );
     assert!(journey["events"][0]["spent_ms"].is_i64());
+    assert!(journey["queue_wait_ms"].is_i64(), "{journey}");
     // No code, TOTP or full number in it.
     for secret in [JAN_CODE, "111111", totp.as_str(), "+48609000001"] {
         assert!(!body.contains(secret), "{secret} in the journey: {body}");

@@ -20,6 +20,10 @@ pub struct Journey {
     level: &'static str,
     department: Option<String>,
     end_reason: Option<String>,
+    /// How long the caller waited in the queue (hand-off to its result), when known.
+    queue_wait_ms: Option<i64>,
+    /// What the agent recorded: resolved, confirmed category, note, recurring-problem tag.
+    outcome: Option<crate::store::outcomes::Outcome>,
     events: Vec<Event>,
 }
 
@@ -56,13 +60,23 @@ pub async fn show(
     Path(sid): Path<String>,
 ) -> Result<Json<Journey>, ApiError> {
     let sid = CallSid::parse(&sid).map_err(|_| ApiError::NotFound)?;
-    let call = state
+    let (call, outcome) = state
         .store
-        .run(move |conn| calls::get(conn, sid.as_str()))
+        .run(move |conn| {
+            let call = calls::get(conn, sid.as_str())?;
+            let outcome = crate::store::outcomes::get(conn, sid.as_str())?;
+            Ok(call.map(|c| (c, outcome)))
+        })
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
     let journey = &call.state.journey;
+    let queue_wait_ms = call.handed_off_at.and_then(|from| {
+        journey
+            .iter()
+            .find(|e| e.event == "hand-off ended")
+            .map(|e| e.at - from)
+    });
     let events = journey
         .iter()
         .enumerate()
@@ -79,6 +93,8 @@ pub async fn show(
         level: call.level().as_str(),
         department: call.category.clone(),
         end_reason: call.end_reason.clone(),
+        queue_wait_ms,
+        outcome,
         script: call.script.clone(),
         script_version: call.script_version_no,
         call_sid: call.call_sid,
