@@ -11,7 +11,8 @@ use callgate::agent::ScreenPop;
 use callgate::agent::screen_pop::{AccountView, Risk};
 use callgate::ivr::script::PopFields;
 use callgate::twilio::twiml::{
-    self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, TwimlError, Verb,
+    self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, TwimlError,
+    Verb,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -49,6 +50,8 @@ fn pop(f: &dyn Fn(usize) -> String) -> ScreenPop {
             failed_attempts: 1,
             account_failures_24h: 2,
             caller_withheld: false,
+            account_locked_24h: f(0).len() % 3 == 0,
+            number_changed_recently: f(0).len() % 5 == 0,
         },
         status: "in-progress".into(),
         step: f(20),
@@ -60,6 +63,7 @@ fn pop(f: &dyn Fn(usize) -> String) -> ScreenPop {
         verified_at: None,
         handed_off_at: None,
         ended_at: None,
+        pop_url: Some(format!("https://callgate.example/pop/{}", f(21))),
     }
 }
 
@@ -83,6 +87,11 @@ fuzz_target!(|input: &str| {
             finish_on_key: Some(f(4)),
             timeout_secs: 5,
             prompts: vec![Prompt::Say(say(f(5))), Prompt::Play(Play { url: f(6) })],
+            // Speech hints are script text too: they must come out escaped.
+            speech: Some(SpeechInput {
+                language: "pl-PL".into(),
+                hints: Some(f(5)),
+            }),
         }))
         .push(Verb::Play(Play { url: f(6) }))
         .push(Verb::Redirect { url: f(7) })
@@ -147,6 +156,10 @@ fuzz_target!(|input: &str| {
             Verb::Gather(g) => Verb::Gather(Gather {
                 action: clean(&g.action),
                 finish_on_key: g.finish_on_key.as_deref().map(clean),
+                speech: g.speech.as_ref().map(|sp| SpeechInput {
+                    language: clean(&sp.language),
+                    hints: sp.hints.as_deref().map(clean),
+                }),
                 prompts: g
                     .prompts
                     .iter()
