@@ -16,45 +16,6 @@ fn shipped() -> String {
     std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap()
 }
 
-struct Api<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl Api<'_> {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, format!("{}{path}", self.app.addr))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-    async fn put_source(&self, name: &str, source: &str) -> (u16, Value) {
-        self.send(
-            reqwest::Method::PUT,
-            &format!("/api/scripts/{name}"),
-            Some(json!({ "source": source })),
-        )
-        .await
-    }
-}
-
 #[tokio::test]
 async fn admins_edit_publish_and_roll_back_while_calls_are_in_progress() {
     let app = TestApp::spawn().await;

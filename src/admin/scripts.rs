@@ -216,8 +216,12 @@ fn invalid(problems: &[Problem]) -> ApiError {
 }
 
 /// Checks a text for saving as a version of `name`: every checker problem, plus a name that
-/// does not match the URL.
-fn checked_for(state: &AppState, name: &str, source: &str) -> Result<Script, ApiError> {
+/// does not match the URL. On success, the script and its warnings.
+fn checked_for(
+    state: &AppState,
+    name: &str,
+    source: &str,
+) -> Result<(Script, Vec<Problem>), ApiError> {
     let mut checked = script::check(source, state.ivr.scripts.env());
     if let Some(s) = &checked.script
         && s.name != name
@@ -234,7 +238,10 @@ fn checked_for(state: &AppState, name: &str, source: &str) -> Result<Script, Api
         });
         return Err(invalid(&checked.problems));
     }
-    checked.script.ok_or_else(|| invalid(&checked.problems))
+    match checked.script {
+        Some(script) => Ok((script, checked.problems)),
+        None => Err(invalid(&checked.problems)),
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -272,9 +279,8 @@ pub async fn save(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Saved>), ApiError> {
     let source = source_of(&headers, &body)?;
-    let checked = script::check(&source, state.ivr.scripts.env());
-    let warnings: Vec<Problem> = checked.problems.clone();
-    checked_for(&state, &name, &source)?;
+    // One check gives both the verdict and the warnings returned with the saved draft.
+    let (_, warnings) = checked_for(&state, &name, &source)?;
     let (n, author) = (name.clone(), user.name.clone());
     let version = state
         .store
@@ -462,7 +468,7 @@ async fn publish_version(
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
     // Checked again: sound files may have gone since the draft was saved.
-    let mut candidate = checked_for(state, &name, &source)?;
+    let (mut candidate, _) = checked_for(state, &name, &source)?;
     candidate.version = version;
     // The whole set must still hold together (a number bound twice, no default).
     let live = state.ivr.scripts.live();

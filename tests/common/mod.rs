@@ -18,8 +18,12 @@ use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
 
 pub mod agent;
+pub mod api;
 pub mod browser;
 pub mod process;
+
+#[allow(unused_imports)]
+pub use api::Api;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// What Twilio is configured with; the server listens elsewhere, as behind a proxy.
