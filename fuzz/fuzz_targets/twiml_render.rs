@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use callgate::agent::ScreenPop;
+use callgate::domain::SipUri;
 use callgate::agent::screen_pop::{AccountView, Risk};
 use callgate::ivr::script::PopFields;
 use callgate::twilio::twiml::{
@@ -47,6 +48,7 @@ fn pop(f: &dyn Fn(usize) -> String) -> ScreenPop {
             caller_id_match: true,
             stir_verstat: Some(f(19)),
             stir_failed: false,
+            stir_unrecognized: f(0).len() % 7 == 0,
             failed_attempts: 1,
             account_failures_24h: 2,
             caller_withheld: false,
@@ -117,7 +119,13 @@ fuzz_target!(|input: &str| {
         .push(Verb::Dial(Dial {
             action: None,
             target: DialTarget::Sip {
-                uri: pop.sip_uri(&f(9), PopFields::ALL),
+                // Only a parsed SIP URI reaches the renderer (it refuses any other).
+                uri: pop.sip_uri(
+                    SipUri::parse(&f(9))
+                        .as_ref()
+                        .map_or("sip:desk@pbx.example.com", SipUri::as_str),
+                    PopFields::ALL,
+                ),
             },
         }))
         .push(Verb::Dial(Dial {

@@ -347,7 +347,7 @@ fn play(
         call_sid: session.call_sid.clone(),
         caller: session.caller.clone(),
         called: session.called.clone(),
-        stir: session.stir.clone(),
+        stir: session.stir,
         digits: Keypad::from_digits(digits.as_deref()),
         speech,
     };

@@ -50,6 +50,8 @@ pub struct Risk {
     pub stir_verstat: Option<String>,
     /// STIR/SHAKEN reported a failed validation: a spoofing indicator.
     pub stir_failed: bool,
+    /// A STIR/SHAKEN value came that could not be read: the caller ID got no credit.
+    pub stir_unrecognized: bool,
     /// Wrong codes or TOTPs in this call.
     pub failed_attempts: u32,
     /// Failures counted against the account in the last 24 hours, across calls.
@@ -136,6 +138,7 @@ impl ScreenPop {
                 caller_id_match: call.caller_id_match,
                 stir_verstat: call.stir_verstat.clone(),
                 stir_failed: call.stir_failed(),
+                stir_unrecognized: call.stir_unrecognized(),
                 failed_attempts: call.failed_attempts,
                 account_failures_24h,
                 caller_withheld: call.caller == "withheld",
@@ -172,6 +175,7 @@ impl ScreenPop {
             serde_json::json!({
                 "caller_id_match": self.risk.caller_id_match,
                 "stir_failed": self.risk.stir_failed,
+                "stir_unrecognized": self.risk.stir_unrecognized,
                 "failed_attempts": self.risk.failed_attempts,
                 "account_failures_24h": self.risk.account_failures_24h,
                 "account_locked_24h": self.risk.account_locked_24h,

@@ -102,6 +102,12 @@ pub fn risk_flags(pop: &ScreenPop) -> Vec<Labelled> {
             text: "STIR/SHAKEN validation failed: the caller ID may be spoofed".into(),
         });
     }
+    if r.stir_unrecognized {
+        flags.push(Labelled {
+            code: "stir_unrecognized",
+            text: "STIR/SHAKEN status not understood: the caller ID was given no credit".into(),
+        });
+    }
     if r.caller_withheld {
         flags.push(Labelled {
             code: "caller_withheld",

@@ -5,12 +5,14 @@ mod account;
 mod call_sid;
 mod keypad;
 mod phone;
+mod sip_uri;
 mod stir;
 
 pub use account::{AccountCode, AccountId, AccountName, AttributeKey};
 pub use call_sid::CallSid;
 pub use keypad::Keypad;
 pub use phone::{CallerId, PhoneNumber, Region, mask_number};
+pub use sip_uri::SipUri;
 pub use stir::StirVerstat;
 
 /// Why a value from outside (CLI, webhook, script) was refused. The text is shown to the person

@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
-use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
+use crate::domain::{AccountCode, CallerId, Keypad, SipUri, mask_number};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
 use crate::store::{accounts, audit, call_codes, knowledge};
@@ -195,7 +195,7 @@ fn new_call(script: &Script, params: &VoiceParams, now: i64) -> Call {
         call_sid: params.call_sid.as_str().to_owned(),
         caller: params.caller.display().to_owned(),
         called: params.called.clone(),
-        stir_verstat: params.stir.as_ref().map(|s| s.as_str().to_owned()),
+        stir_verstat: params.stir.as_ref().map(ToString::to_string),
         script: script.name.clone(),
         script_version: script.sha.clone(),
         script_version_no: Some(script.version),
@@ -798,7 +798,7 @@ impl Flow<'_> {
             .is_some_and(|n| n.as_str() == registered.phone);
         self.call.account_id = Some(account);
         self.call.caller_id_match = caller_matches;
-        if caller_matches && !self.call.stir_failed() {
+        if caller_matches && !self.call.stir_discredits_caller_id() {
             self.call.factors.add(Proof::CallerId);
         }
         self.call.factors.add(match found {
@@ -1060,7 +1060,13 @@ impl Flow<'_> {
             Via::Sip => Verb::Dial(Dial {
                 action,
                 target: DialTarget::Sip {
-                    uri: pop.sip_uri(dept.sip_uri.as_deref().unwrap_or_default(), fields),
+                    uri: pop.sip_uri(
+                        dept.sip_uri
+                            .as_ref()
+                            .map(SipUri::as_str)
+                            .unwrap_or_default(),
+                        fields,
+                    ),
                 },
             }),
             Via::Number => Verb::Dial(Dial {

@@ -106,10 +106,24 @@ impl Call {
         self.factors.level()
     }
 
-    /// STIR/SHAKEN reported a failed validation for this call: the caller ID is worthless.
-    pub fn stir_failed(&self) -> bool {
+    fn stir(&self) -> Option<crate::domain::StirVerstat> {
         crate::domain::StirVerstat::parse(self.stir_verstat.as_deref())
-            .is_some_and(|s| s.is_failed())
+    }
+
+    /// STIR/SHAKEN reported a failed validation for this call: a spoofing indicator.
+    pub fn stir_failed(&self) -> bool {
+        self.stir().is_some_and(|s| s.is_failed())
+    }
+
+    /// A STIR/SHAKEN value came with the call that nobody could read.
+    pub fn stir_unrecognized(&self) -> bool {
+        self.stir().is_some_and(|s| s.is_unrecognized())
+    }
+
+    /// The caller ID may not count as a factor: STIR/SHAKEN failed, or said something we
+    /// cannot read (an attacker who controls the value must not get the benefit of the doubt).
+    pub fn stir_discredits_caller_id(&self) -> bool {
+        self.stir().is_some_and(|s| s.discredits_caller_id())
     }
 
     /// Moves to `step`, starting its attempt and silence counts afresh.

@@ -262,6 +262,16 @@ fn write_verb(w: &mut W, verb: &Verb) -> std::io::Result<()> {
                     }
                     w.write_event(Event::End(BytesEnd::new("Client")))?;
                 }
+                // The checker admits only parsed SIP URIs; this guards the document itself: a
+                // CR/LF here would become a header line of the gateway's INVITE.
+                DialTarget::Sip { uri }
+                    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "a <Sip> URI with whitespace or control characters is never rendered",
+                    ));
+                }
                 DialTarget::Sip { uri } => write_text_element(w, BytesStart::new("Sip"), uri)?,
                 DialTarget::Number { number } => {
                     write_text_element(w, BytesStart::new("Number"), number)?

@@ -13,6 +13,7 @@ use super::model::{
     Department, Factor, Input, LockoutPolicy, PopFields, Script, Step, TECHNICAL_ERROR_PROMPT, Via,
 };
 use super::raw::{Name, RawInput, RawScript, RawStep};
+use crate::domain::SipUri;
 use crate::verify::{AssuranceLevel, Factor as Proof, Factors};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -356,14 +357,16 @@ impl Checker<'_> {
                     ),
                 );
             }
-            if let Some(uri) = &d.sip_uri
-                && !(uri.get_ref().starts_with("sip:") || uri.get_ref().starts_with("sips:"))
-            {
-                self.error(
-                    uri.span(),
-                    format!("sip_uri {:?} must start with sip:", uri.get_ref()),
-                );
-            }
+            let sip_uri = match &d.sip_uri {
+                Some(uri) => match SipUri::parse(uri.get_ref()) {
+                    Ok(parsed) => Some(parsed),
+                    Err(why) => {
+                        self.error(uri.span(), format!("sip_uri {:?}: {why}", uri.get_ref()));
+                        None
+                    }
+                },
+                None => None,
+            };
             if let Some(n) = &d.number
                 && !is_e164(n.get_ref())
             {
@@ -414,7 +417,7 @@ impl Checker<'_> {
                     queue,
                     workflow_sid: d.workflow_sid.as_ref().map(|s| s.get_ref().clone()),
                     client_identity: d.client_identity.as_ref().map(|s| s.get_ref().clone()),
-                    sip_uri: d.sip_uri.as_ref().map(|s| s.get_ref().clone()),
+                    sip_uri,
                     number: d.number.as_ref().map(|s| s.get_ref().clone()),
                     phrases,
                 },
@@ -447,6 +450,18 @@ impl Checker<'_> {
     ) -> BTreeMap<String, BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for (key, texts) in &raw.prompts {
+            // A prompt's name becomes part of a recording's path (sounds/<lang>/<prompt>.wav):
+            // only an identifier may, so no name can lead the checker or the server outside
+            // `sounds/`.
+            if !is_identifier(key.get_ref()) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "prompt name {:?} must be lowercase letters, digits, - or _ (at most 40)",
+                        key.get_ref()
+                    ),
+                );
+            }
             let mut map = BTreeMap::new();
             for (lang, text) in texts {
                 if !languages.iter().any(|l| l == lang.get_ref()) {
@@ -494,6 +509,9 @@ impl Checker<'_> {
         languages: &[String],
         env: Env<'_>,
     ) -> BTreeMap<String, String> {
+        // Only names that cannot leave `sounds/` are ever joined to it: an invalid prompt name
+        // or language is reported elsewhere and never looked up on disk.
+        let languages: Vec<&String> = languages.iter().filter(|l| is_language_tag(l)).collect();
         let mut out = BTreeMap::new();
         for (prompt, file) in &raw.sounds {
             if !prompts.contains_key(prompt.get_ref()) {
@@ -511,7 +529,7 @@ impl Checker<'_> {
                 continue;
             }
             if let Some(dir) = env.sounds_dir {
-                for lang in languages {
+                for lang in &languages {
                     let path = dir.join(lang).join(f);
                     if let Some(why) = unplayable(&path) {
                         self.error(file.span(), format!("sounds/{lang}/{f}: {why}"));
@@ -523,8 +541,13 @@ impl Checker<'_> {
         // Recordings found by name (sounds/<lang>/<prompt>.wav|mp3) must be playable too, and a
         // recording in a format Twilio cannot play would silently be spoken instead.
         if let Some(dir) = env.sounds_dir {
-            for (prompt, key) in raw.prompts.keys().map(|k| (k.get_ref(), k)) {
-                for lang in languages {
+            for (prompt, key) in raw
+                .prompts
+                .keys()
+                .map(|k| (k.get_ref(), k))
+                .filter(|(p, _)| is_identifier(p))
+            {
+                for lang in &languages {
                     for ext in ["wav", "mp3"] {
                         let path = dir.join(lang).join(format!("{prompt}.{ext}"));
                         if path.exists()
@@ -1176,6 +1199,24 @@ impl Checker<'_> {
         }
         for (step, s) in &script.steps {
             if let Step::Verify {
+                factor: Factor::Code,
+                ..
+            } = s
+                && walk.identified_at.contains(step.as_str())
+            {
+                let (line, col) = at(step);
+                self.problems.push(Problem {
+                    severity: Severity::Warning,
+                    line,
+                    col,
+                    message: format!(
+                        "code step {step:?} can be reached after a code step identified the account: a code for another account there drops every factor proven so far, since they belong to the first account"
+                    ),
+                });
+            }
+        }
+        for (step, s) in &script.steps {
+            if let Step::Verify {
                 factor: f @ (Factor::Totp | Factor::Knowledge { .. }),
                 ..
             } = s
@@ -1454,6 +1495,11 @@ fn explore(script: &Script) -> Walk<'_> {
                     let asks = !gained.is_empty() || matches!(factor, Factor::Code);
                     for g in gained {
                         push(success, s.factors | g, s.department, None);
+                        // A second code may identify another account: the engine then drops
+                        // every factor proven for the first one.
+                        if matches!(factor, Factor::Code) && identified(s.factors) {
+                            push(success, g, s.department, None);
+                        }
                     }
                     if asks {
                         for to in [Some(on_failure), on_lockout.as_ref(), Some(on_no_input)]

@@ -52,7 +52,7 @@ pub struct Department {
     pub queue: String,
     pub workflow_sid: Option<String>,
     pub client_identity: Option<String>,
-    pub sip_uri: Option<String>,
+    pub sip_uri: Option<crate::domain::SipUri>,
     pub number: Option<String>,
     /// Language → phrases callers say for this department (speech menus and their hints).
     pub phrases: BTreeMap<String, Vec<String>>,
