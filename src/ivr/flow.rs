@@ -18,6 +18,7 @@ use rusqlite::Connection;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
+use crate::agent::view::Viewer;
 use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
@@ -1009,7 +1010,9 @@ impl Flow<'_> {
             .departments
             .get(&category)
             .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
-        let pop = match ScreenPop::load(self.conn, self.call, self.now) {
+        // The hand-off goes to the desk's telephony platform, which has the number as the
+        // call's `From` anyway.
+        let pop = match ScreenPop::load(self.conn, self.call, self.now, Viewer::Desk) {
             Ok(mut pop) => {
                 let ttl = i64::try_from(self.ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
                 pop.pop_url = Some(crate::agent::pop::url(
