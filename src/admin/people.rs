@@ -235,20 +235,9 @@ pub async fn add_account(
         .map(|s| totp::provisioning_uri(s, id.as_str()))
         .transpose()
         .map_err(ApiError::internal)?;
-    let detail = serde_json::json!({
-        "name": name.as_str(),
-        "phone": phone.masked(),
-        "code": code.is_some(),
-        "totp": body.totp,
-        "test": body.test,
-        "attributes": attributes.keys().collect::<Vec<_>>(),
-        "knowledge": knowledge.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
-    })
-    .to_string();
     let test = body.test;
     let keys = state.ivr.keys.get();
     let actor = admin.name.clone();
-    let subject = format!("account:{id}");
     let added = state
         .store
         .write(move |conn| {
@@ -268,7 +257,7 @@ pub async fn add_account(
                 Err(AddAccountError::Other(e)) => return Err(e),
                 Err(e) => return Ok(Err(ApiError::Conflict(e.to_string()))),
             }
-            audit::append(conn, &actor, "account.add", &subject, &detail, now)?;
+            accounts::audit_added(conn, &actor, &new, now)?;
             Ok(Ok(accounts::get(conn, id.as_str())?))
         })
         .await

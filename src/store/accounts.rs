@@ -130,6 +130,35 @@ pub fn add_in(
     Ok(())
 }
 
+/// Records a new account in the audit trail (in the caller's transaction): its id and which
+/// fields were set, never a value. The trail is append-only and outlives `account forget`, so a
+/// name, a phone (even masked), an attribute value or an answer written there could never be
+/// erased; attribute keys and knowledge questions are field names, not data about the person.
+pub fn audit_added(
+    conn: &Connection,
+    actor: &str,
+    new: &NewAccount<'_>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let detail = serde_json::json!({
+        "fields": ["name", "phone"],
+        "code": new.code.is_some(),
+        "totp": new.totp_secret.is_some(),
+        "test": new.test,
+        "attributes": new.attributes.keys().collect::<Vec<_>>(),
+        "knowledge": new.knowledge.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
+    });
+    super::audit::append(
+        conn,
+        actor,
+        "account.add",
+        &format!("account:{}", new.id),
+        &detail.to_string(),
+        now,
+    )?;
+    Ok(())
+}
+
 /// Writes the account row, sealing its secrets; the caller has checked for duplicates (or is
 /// seeding test data it generated itself) and owns the transaction.
 pub fn insert(

@@ -4,8 +4,23 @@
 #[allow(unused_imports)]
 use super::*;
 
+use std::path::Path;
+
 use callgate::store::now_ms;
 use serde_json::{Value, json};
+
+/// The forms a Polish mobile number can take in stored text or an answer: E.164, without the
+/// plus, national, and the masked form the logs use.
+fn number_forms(e164: &str) -> Vec<String> {
+    let digits = e164.trim_start_matches('+').to_owned();
+    let national = digits.trim_start_matches("48").to_owned();
+    vec![
+        e164.to_owned(),
+        digits,
+        national,
+        callgate::domain::mask_number(e164),
+    ]
+}
 
 async fn get_text(app: &TestApp, token: &str, path: &str) -> (u16, String) {
     let r = app
@@ -100,4 +115,115 @@ async fn hole2_agents_read_every_call_with_the_caller_number_masked_admins_in_fu
     no_full_number("the journey (admin)", &body);
     let journey: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(journey["caller"], masked, "{journey}");
+}
+
+/// Every file under `dir`, recursively, with its path.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn hole4_forget_leaves_no_name_or_number_in_any_file_of_the_data_directory() {
+    const NAME: &str = "Zofia Zapominalska";
+    const ACCOUNT_CODE: &str = "86420135";
+    // The CRM webhook points nowhere: its deliveries stay in the outbox, with the pop in them.
+    let mut app = TestApp::spawn_with(|s| {
+        s.crm_webhook = Some(callgate::config::CrmWebhook::new(
+            "http://127.0.0.1:9/hook",
+            "hook-secret",
+        ));
+    })
+    .await;
+    let api = Api {
+        app: &app,
+        token: app.user("Ada Admin", Role::Admin),
+    };
+    let (status, body) = api
+        .post(
+            "/api/accounts",
+            json!({
+                "id": "FORGET-1",
+                "name": NAME,
+                "phone": "601 234 567",
+                "code": ACCOUNT_CODE,
+                "knowledge": { "dob": "02031970" },
+                "attributes": { "plan": "gold" },
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // A verified call handed to an agent, with a note naming the caller.
+    let mut c = Caller::new(&app, PHONE);
+    c.dial().await;
+    c.press(&format!("{ACCOUNT_CODE}#")).await;
+    assert!(c.press("1").await.handoff().is_some());
+    let (status, body) = api
+        .post(
+            &format!("/api/calls/{}/outcome", c.call_sid),
+            json!({ "resolved": true, "category": "billing", "note": "Pani Zofia dzwoni" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(c.status("completed").await, 204);
+    // Wrong codes from the same number until the account and then the number are locked: the
+    // lockouts go to the audit trail.
+    for _ in 0..4 {
+        let mut c = Caller::new(&app, PHONE);
+        c.dial().await;
+        for _ in 0..3 {
+            if c.last.as_ref().and_then(Doc::gather).is_none() {
+                break;
+            }
+            c.press("99999999#").await;
+        }
+        c.status("completed").await;
+    }
+    {
+        let store = app.store();
+        let conn = store.conn().unwrap();
+        let locks: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'security.number_locked'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(locks, 1, "the number was locked");
+    }
+
+    let out = callgate_cli(&app.data_dir, &["account", "forget", "FORGET-1", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = callgate_cli(&app.data_dir, &["audit", "verify"]);
+    assert!(out.status.success(), "{out:?}");
+    app.stop().await;
+
+    let mut needles = number_forms(PHONE);
+    needles.push(NAME.to_owned());
+    needles.push("Zofia".to_owned());
+    let files = files_under(&app.data_dir);
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("callgate.db")),
+        "{:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let mut found = Vec::new();
+    for (path, bytes) in &files {
+        for needle in &needles {
+            if contains(bytes, needle.as_bytes()) {
+                found.push(format!("{needle} in {}", path.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "left after forget: {found:?}");
 }
