@@ -203,7 +203,7 @@ fn check_knowledge(
     path = "/api/accounts",
     tag = "people",
     summary = "Add an account",
-    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. Admins only: agents get 403.",
+    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. A code already in use is refused (409) and the refusal is audited (`account.code_refused`, without the code). Admins only: agents get 403.",
     request_body = NewAccountBody,
     responses(
         (status = 201, description = "Created.", body = AccountCreated),
@@ -255,6 +255,11 @@ pub async fn add_account(
             match accounts::add_in(conn, &keys, &new, now) {
                 Ok(()) => {}
                 Err(AddAccountError::Other(e)) => return Err(e),
+                Err(e @ AddAccountError::DuplicateCode) => {
+                    // Committed with the answer: a refused code is a probe that must show.
+                    accounts::audit_code_refused(conn, &actor, &id, now)?;
+                    return Ok(Err(ApiError::Conflict(e.to_string())));
+                }
                 Err(e) => return Ok(Err(ApiError::Conflict(e.to_string()))),
             }
             accounts::audit_added(conn, &actor, &new, now)?;

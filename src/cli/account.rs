@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
-use crate::store::accounts::{self, NewAccount};
+use crate::store::accounts::{self, AddAccountError, NewAccount};
 use crate::store::{Store, audit, call_codes, now_ms, settings, throttle, to_rfc3339};
 use crate::verify::{Keyring, totp};
 
@@ -122,12 +122,18 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 .as_ref()
                 .map(|s| totp::provisioning_uri(s, id.as_str()))
                 .transpose()?;
-            // The account and its audit entry commit together, as the admin API does.
+            // The account and its audit entry commit together; a refused code is audited and
+            // committed too, as the admin API does, so probing for codes shows in the trail.
             let mut conn = store.conn()?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let (actor, now) = (cli_actor(), now_ms());
             match accounts::add_in(&tx, &keys, &new, now) {
                 Ok(()) => accounts::audit_added(&tx, &actor, &new, now)?,
+                Err(e @ AddAccountError::DuplicateCode) => {
+                    accounts::audit_code_refused(&tx, &actor, &id, now)?;
+                    tx.commit()?;
+                    return Err(e.into());
+                }
                 Err(e) => return Err(e.into()),
             }
             tx.commit()?;

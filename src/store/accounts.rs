@@ -159,6 +159,28 @@ pub fn audit_added(
     Ok(())
 }
 
+/// Records that `actor` was refused an account code already in use (in the caller's
+/// transaction, which must commit although the account was not added). Codes stay unique, so
+/// the refusal tells whoever tries a code that someone has it: each try shows in the trail, so
+/// probing for codes shows. Never the code, nor the name or phone of the refused account.
+pub fn audit_code_refused(
+    conn: &Connection,
+    actor: &str,
+    id: &AccountId,
+    now: i64,
+) -> anyhow::Result<()> {
+    super::audit::append(
+        conn,
+        actor,
+        "account.code_refused",
+        &format!("account:{id}"),
+        "an account code already in use was refused; the account was not added",
+        now,
+    )?;
+    tracing::warn!(target: "callgate::security", actor = %actor, account = %id, "an account code already in use was refused");
+    Ok(())
+}
+
 /// Writes the account row, sealing its secrets; the caller has checked for duplicates (or is
 /// seeding test data it generated itself) and owns the transaction.
 pub fn insert(

@@ -227,3 +227,90 @@ async fn hole4_forget_leaves_no_name_or_number_in_any_file_of_the_data_directory
     }
     assert!(found.is_empty(), "left after forget: {found:?}");
 }
+
+#[tokio::test]
+async fn hole12_a_refused_account_code_is_recorded_in_the_audit_trail_without_the_code() {
+    const TAKEN: &str = "97531086";
+    let app = TestApp::spawn().await;
+    let api = Api {
+        app: &app,
+        token: app.user("Ada Admin", Role::Admin),
+    };
+    let (status, body) = api
+        .post(
+            "/api/accounts",
+            json!({ "id": "H12-1", "name": "Ewa Nowak", "phone": "+48601000001", "code": TAKEN }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Another admin tries the same code: refused, and the attempt shows in the trail.
+    let (status, body) = api
+        .post(
+            "/api/accounts",
+            json!({ "id": "H12-2", "name": "Jan Sonda", "phone": "+48601000002", "code": TAKEN }),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, trail) = api.get("/api/audit").await;
+    assert_eq!(status, 200, "{trail}");
+    let refusals: Vec<&Value> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "account.code_refused")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{trail}");
+    assert_eq!(refusals[0]["actor"], "Ada Admin");
+    let row = refusals[0].to_string();
+    for personal in [TAKEN, "Jan Sonda", "601000002", "+48******002"] {
+        assert!(!row.contains(personal), "{personal} in {row}");
+    }
+    // Nothing else was added for the refused account.
+    assert_eq!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "account.add")
+            .count(),
+        1,
+        "{trail}"
+    );
+
+    // The CLI records its refusals the same way.
+    let out = callgate_cli(
+        &app.data_dir,
+        &[
+            "account",
+            "add",
+            "--id",
+            "H12-3",
+            "--name",
+            "Piotr Sonda",
+            "--phone",
+            "+48601000003",
+            "--code",
+            TAKEN,
+        ],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let (_, trail) = api.get("/api/audit").await;
+    let refusals: Vec<&Value> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "account.code_refused")
+        .collect();
+    assert_eq!(refusals.len(), 2, "{trail}");
+    assert!(
+        refusals[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli")),
+        "{trail}"
+    );
+    let text = trail.to_string();
+    for personal in [TAKEN, "Piotr Sonda", "Jan Sonda", "Ewa Nowak"] {
+        assert!(!text.contains(personal), "{personal} in the trail: {text}");
+    }
+}
