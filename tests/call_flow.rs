@@ -71,7 +71,10 @@ async fn caller_id_and_account_code_verify_at_medium_and_hand_off_with_a_screen_
     let (status, pop) = app.screen_pop(&caller.call_sid, &agent).await;
     assert_eq!(status, 200);
     assert_eq!(pop["call_sid"], caller.call_sid.as_str());
-    assert_eq!(pop["caller"], JAN_PHONE);
+    assert_eq!(
+        pop["caller"], "+48******567",
+        "agents see the number masked"
+    );
     assert_eq!(pop["verified"], true);
     assert_eq!(pop["level"], "medium");
     assert_eq!(factors(&pop), ["caller_id", "account_code"]);
@@ -634,5 +637,5 @@ async fn commands_work_on_the_data_directory_of_a_running_server() {
     let (status, pop) = app.screen_pop(&caller.call_sid, &token).await;
     assert_eq!(status, 200);
     assert_eq!(pop["account"]["name"], "Ewa Zielińska");
-    assert_eq!(pop["caller"], "+48602111222");
+    assert_eq!(pop["caller"], "+48******222", "masked for an agent");
 }

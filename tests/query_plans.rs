@@ -129,7 +129,8 @@ async fn no_statement_of_a_call_scans_a_table() {
     // The screen-pop API.
     users::by_token(&conn, &token).unwrap().unwrap();
     let call = calls::get(&conn, a).unwrap().unwrap();
-    callgate::agent::ScreenPop::load(&conn, &call, now_ms()).unwrap();
+    callgate::agent::ScreenPop::load(&conn, &call, now_ms(), callgate::agent::view::Viewer::Agent)
+        .unwrap();
     conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
 
     let mut statements: Vec<(String, String)> = EXECUTED.lock().unwrap().clone();

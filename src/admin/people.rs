@@ -203,7 +203,7 @@ fn check_knowledge(
     path = "/api/accounts",
     tag = "people",
     summary = "Add an account",
-    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. Admins only: agents get 403.",
+    description = "Creates an account; with `totp`, the answer carries the authenticator's otpauth URI, once. A code already in use is refused (409) and the refusal is audited (`account.code_refused`, without the code). Admins only: agents get 403.",
     request_body = NewAccountBody,
     responses(
         (status = 201, description = "Created.", body = AccountCreated),
@@ -235,20 +235,9 @@ pub async fn add_account(
         .map(|s| totp::provisioning_uri(s, id.as_str()))
         .transpose()
         .map_err(ApiError::internal)?;
-    let detail = serde_json::json!({
-        "name": name.as_str(),
-        "phone": phone.masked(),
-        "code": code.is_some(),
-        "totp": body.totp,
-        "test": body.test,
-        "attributes": attributes.keys().collect::<Vec<_>>(),
-        "knowledge": knowledge.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
-    })
-    .to_string();
     let test = body.test;
     let keys = state.ivr.keys.get();
     let actor = admin.name.clone();
-    let subject = format!("account:{id}");
     let added = state
         .store
         .write(move |conn| {
@@ -266,9 +255,14 @@ pub async fn add_account(
             match accounts::add_in(conn, &keys, &new, now) {
                 Ok(()) => {}
                 Err(AddAccountError::Other(e)) => return Err(e),
+                Err(e @ AddAccountError::DuplicateCode) => {
+                    // Committed with the answer: a refused code is a probe that must show.
+                    accounts::audit_code_refused(conn, &actor, &id, now)?;
+                    return Ok(Err(ApiError::Conflict(e.to_string())));
+                }
                 Err(e) => return Ok(Err(ApiError::Conflict(e.to_string()))),
             }
-            audit::append(conn, &actor, "account.add", &subject, &detail, now)?;
+            accounts::audit_added(conn, &actor, &new, now)?;
             Ok(Ok(accounts::get(conn, id.as_str())?))
         })
         .await

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use crate::agent::ScreenPop;
+use crate::agent::view::Viewer;
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
 use crate::ivr::flow::{self, AlertGate, Event, IvrContext};
@@ -366,7 +367,9 @@ fn play(
     )?;
     let call = calls::get(&tx, params.call_sid.as_str())?;
     let pop = match &call {
-        Some(c) if c.handed_off_at.is_some() => Some(ScreenPop::load(&tx, c, now_ms())?),
+        Some(c) if c.handed_off_at.is_some() => {
+            Some(ScreenPop::load(&tx, c, now_ms(), Viewer::Admin)?)
+        }
         _ => None,
     };
     tx.commit()?;

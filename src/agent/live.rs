@@ -126,7 +126,8 @@ pub fn track_flow(
             now,
         )?);
         if crm {
-            let mut pop = ScreenPop::load(conn, &after, now)?;
+            // The desk's own CRM: it matches the caller to its records by the number.
+            let mut pop = ScreenPop::load(conn, &after, now, Viewer::Desk)?;
             let ttl = i64::try_from(ivr.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
             pop.pop_url = Some(super::pop::url(
                 &ivr.keys.get(),

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use super::ScreenPop;
 use super::auth::AuthUser;
-use super::view::may_see;
+use super::view::{Viewer, may_see};
 use super::{console, live};
 use crate::domain::CallSid;
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ async fn me(AuthUser(user): AuthUser) -> Json<Me> {
     path = "/api/calls/{call_sid}",
     tag = "agent",
     summary = "A call's screen-pop",
-    description = "Who is calling, how sure callgate is and why, and the risk flags. A call of another department is answered 404, like one that does not exist.",
+    description = "Who is calling (the caller's number masked for agents, in full for admins), how sure callgate is and why, and the risk flags. A call of another department is answered 404, like one that does not exist.",
     params(("call_sid" = String, Path, description = "The call's CallSid (`CA` and 32 hex digits).")),
     responses(
         (status = 200, description = "The screen-pop.", body = ScreenPop),
@@ -89,7 +89,7 @@ async fn screen_pop(
             if !may_see(&user, call.category.as_deref()) {
                 return Ok(None);
             }
-            ScreenPop::load(conn, &call, now_ms()).map(Some)
+            ScreenPop::load(conn, &call, now_ms(), Viewer::of(&user)).map(Some)
         })
         .await
         .map_err(ApiError::internal)?

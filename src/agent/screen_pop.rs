@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::view::Viewer;
 use crate::ivr::script::PopFields;
 use crate::store::calls::Call;
 use crate::store::{accounts, settings, throttle, to_rfc3339};
@@ -14,6 +15,7 @@ use crate::verify::Factor;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScreenPop {
     pub call_sid: String,
+    /// The caller's number as the reader may see it: masked for agents, in full for admins.
     pub caller: String,
     pub called: Option<String>,
     pub verified: bool,
@@ -106,7 +108,13 @@ fn xml_safe_json(json: String) -> String {
 }
 
 impl ScreenPop {
-    pub fn load(conn: &rusqlite::Connection, call: &Call, now: i64) -> anyhow::Result<Self> {
+    /// The pop of `call` as `viewer` may read it (the caller's number by `Viewer::caller_number`).
+    pub fn load(
+        conn: &rusqlite::Connection,
+        call: &Call,
+        now: i64,
+        viewer: Viewer,
+    ) -> anyhow::Result<Self> {
         let visible = settings::visible_attributes(conn)?;
         let account = match &call.account_id {
             Some(id) => accounts::get(conn, id)?.map(|a| AccountView {
@@ -127,7 +135,7 @@ impl ScreenPop {
         let level = call.level();
         Ok(Self {
             call_sid: call.call_sid.clone(),
-            caller: call.caller.clone(),
+            caller: viewer.caller_number(&call.caller),
             called: call.called.clone(),
             verified: level.is_verified(),
             level: level.as_str(),

@@ -14,13 +14,21 @@ use crate::store::{events, now_ms};
 /// Earlier calls of the account listed in a pop.
 const RECENT_CALLS: u32 = 5;
 
-/// Who looks at the pop, which decides what personal data it shows.
+/// Who reads a call, which decides what personal data it shows. Every read of a call's caller
+/// number goes through `caller_number`, so the rule lives in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Viewer {
     Admin,
     Agent,
     /// A CRM frame through `/pop/{token}`: no login, an agent's view.
     PopUrl,
+    /// The desk's own systems a hand-off goes to: the telephony platform (Flex task attributes,
+    /// and Twilio carries the number as the call's `From` anyway) and the desk's CRM webhook,
+    /// where the desk matches the caller to its own records.
+    Desk,
+    /// Reading how calls go rather than who called: reports (counts over many calls that leave
+    /// as CSV files and print-outs) and journeys, whoever reads them.
+    Analysis,
 }
 
 impl Viewer {
@@ -28,6 +36,22 @@ impl Viewer {
         match user.role {
             Role::Admin => Self::Admin,
             Role::Agent => Self::Agent,
+        }
+    }
+
+    /// The caller's number as this viewer may read it: in full for admins and the desk's own
+    /// systems, masked (`+48******567`) for agents, the pop URL, reports and journeys. `withheld` and
+    /// `erased` are words, not numbers, and stay as they are.
+    pub fn caller_number(self, caller: &str) -> String {
+        match self {
+            Self::Admin | Self::Desk => caller.to_owned(),
+            Self::Agent | Self::PopUrl | Self::Analysis => {
+                if matches!(caller, "withheld" | "erased") {
+                    caller.to_owned()
+                } else {
+                    mask_number(caller)
+                }
+            }
         }
     }
 }
@@ -160,17 +184,7 @@ impl CallView {
     /// Builds the view of `call` for `viewer`.
     pub fn load(conn: &rusqlite::Connection, call: &Call, viewer: Viewer) -> anyhow::Result<Self> {
         let now = now_ms();
-        let pop = ScreenPop::load(conn, call, now)?;
-        let caller = match viewer {
-            Viewer::Admin => call.caller.clone(),
-            Viewer::Agent | Viewer::PopUrl => {
-                if call.caller == "withheld" {
-                    call.caller.clone()
-                } else {
-                    mask_number(&call.caller)
-                }
-            }
-        };
+        let pop = ScreenPop::load(conn, call, now, viewer)?;
         let recent_calls = match (&call.account_id, viewer) {
             (Some(id), Viewer::Admin | Viewer::Agent) => {
                 outcomes::recent_calls(conn, id, &call.call_sid, RECENT_CALLS)?
@@ -179,7 +193,7 @@ impl CallView {
         };
         Ok(Self {
             call_sid: call.call_sid.clone(),
-            caller,
+            caller: pop.caller.clone(),
             account_id: pop.account.as_ref().map(|a| a.id.clone()),
             account_name: pop.account.as_ref().map(|a| a.name.clone()),
             verified: pop.verified,

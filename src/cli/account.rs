@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
-use crate::store::accounts::{self, NewAccount};
+use crate::store::accounts::{self, AddAccountError, NewAccount};
 use crate::store::{Store, audit, call_codes, now_ms, settings, throttle, to_rfc3339};
 use crate::verify::{Keyring, totp};
 
@@ -122,7 +122,21 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 .as_ref()
                 .map(|s| totp::provisioning_uri(s, id.as_str()))
                 .transpose()?;
-            accounts::add(&mut *store.conn()?, &keys, &new, now_ms())?;
+            // The account and its audit entry commit together; a refused code is audited and
+            // committed too, as the admin API does, so probing for codes shows in the trail.
+            let mut conn = store.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let (actor, now) = (cli_actor(), now_ms());
+            match accounts::add_in(&tx, &keys, &new, now) {
+                Ok(()) => accounts::audit_added(&tx, &actor, &new, now)?,
+                Err(e @ AddAccountError::DuplicateCode) => {
+                    accounts::audit_code_refused(&tx, &actor, &id, now)?;
+                    tx.commit()?;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit()?;
             println!("account {id} added: {name} {phone}", name = name.as_str());
             if let Some(uri) = uri {
                 println!("Scan this with an authenticator app:");
@@ -144,11 +158,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             let store = Store::open(data_dir)?;
             let mut conn = store.conn()?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let actor = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
-            let done = crate::store::privacy::forget(&tx, &id, &actor, now_ms())?;
+            let done = crate::store::privacy::forget(&tx, &id, &cli_actor(), now_ms())?;
             tx.commit()?;
             // secure_delete zeroed the erased rows in the database pages; the write-ahead log
             // still holds the old page images until a checkpoint empties it.
@@ -282,6 +292,14 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+/// Who the audit trail says did what the CLI did: the operator's login.
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -18,6 +18,7 @@ use rusqlite::Connection;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
+use crate::agent::view::Viewer;
 use crate::domain::{AccountCode, CallerId, Keypad, SipUri, mask_number};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
@@ -286,6 +287,15 @@ impl Flow<'_> {
         self.call.state.note(self.now, &step, event, detail);
     }
 
+    /// The calling number as the audit trail names it: a keyed pseudonym, never the number
+    /// (all withheld callers share one throttle key, which is no one's number).
+    fn number_pseudonym(&self) -> String {
+        match self.caller.number() {
+            Some(n) => self.keys.number_pseudonym(n.as_str()),
+            None => "withheld".to_owned(),
+        }
+    }
+
     fn log(&self, what: &str) {
         tracing::info!(
             caller = %mask_number(&self.call.caller),
@@ -297,12 +307,9 @@ impl Flow<'_> {
 
     fn start(&mut self) -> anyhow::Result<Response> {
         self.log("call started");
-        let detail = format!(
-            "script {} v{} from {}",
-            self.script.name,
-            self.script.version,
-            mask_number(&self.call.caller)
-        );
+        // No caller number in the journey, not even masked: the call row holds it, where the
+        // retention purge and `account forget` erase it.
+        let detail = format!("script {} v{}", self.script.name, self.script.version);
         self.note("call started", Some(detail));
         let start = self.script.start.clone();
         self.goto(&start, vec![])
@@ -911,7 +918,7 @@ impl Flow<'_> {
         )?;
         let lockouts = &self.ctx.metrics.lockouts;
         // Lockouts go to the tamper-evident trail too (the security report reads them there);
-        // numbers only masked, since the trail can never be erased.
+        // accounts by id and numbers by pseudonym, since the trail can never be erased.
         for account in &outcome.accounts_locked {
             lockouts
                 .get_or_create(&crate::metrics::Kind { kind: "account" })
@@ -944,7 +951,7 @@ impl Flow<'_> {
                 self.conn,
                 "callgate",
                 "security.number_locked",
-                &format!("number:{}", self.caller.masked()),
+                &format!("number:{}", self.number_pseudonym()),
                 &format!(
                     "{} failures within the window",
                     self.limits.number_max_failures
@@ -1009,7 +1016,9 @@ impl Flow<'_> {
             .departments
             .get(&category)
             .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
-        let pop = match ScreenPop::load(self.conn, self.call, self.now) {
+        // The hand-off goes to the desk's telephony platform, which has the number as the
+        // call's `From` anyway.
+        let pop = match ScreenPop::load(self.conn, self.call, self.now, Viewer::Desk) {
             Ok(mut pop) => {
                 let ttl = i64::try_from(self.ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
                 pop.pop_url = Some(crate::agent::pop::url(

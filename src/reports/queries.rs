@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
 use super::Table;
-use crate::domain::mask_number;
+use crate::agent::view::Viewer;
 use crate::store::to_rfc3339;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -307,7 +307,7 @@ pub fn security(
     )?;
     let rows = stmt.query_map(params![from, to], |r| {
         Ok(vec![
-            json!(mask_number(&r.get::<_, String>(0)?)),
+            json!(Viewer::Analysis.caller_number(&r.get::<_, String>(0)?)),
             json!(r.get::<_, i64>(1)?),
             json!(r.get::<_, i64>(2)?),
             json!(r.get::<_, i64>(3)?),

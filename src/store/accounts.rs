@@ -130,6 +130,57 @@ pub fn add_in(
     Ok(())
 }
 
+/// Records a new account in the audit trail (in the caller's transaction): its id and which
+/// fields were set, never a value. The trail is append-only and outlives `account forget`, so a
+/// name, a phone (even masked), an attribute value or an answer written there could never be
+/// erased; attribute keys and knowledge questions are field names, not data about the person.
+pub fn audit_added(
+    conn: &Connection,
+    actor: &str,
+    new: &NewAccount<'_>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let detail = serde_json::json!({
+        "fields": ["name", "phone"],
+        "code": new.code.is_some(),
+        "totp": new.totp_secret.is_some(),
+        "test": new.test,
+        "attributes": new.attributes.keys().collect::<Vec<_>>(),
+        "knowledge": new.knowledge.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
+    });
+    super::audit::append(
+        conn,
+        actor,
+        "account.add",
+        &format!("account:{}", new.id),
+        &detail.to_string(),
+        now,
+    )?;
+    Ok(())
+}
+
+/// Records that `actor` was refused an account code already in use (in the caller's
+/// transaction, which must commit although the account was not added). Codes stay unique, so
+/// the refusal tells whoever tries a code that someone has it: each try shows in the trail, so
+/// probing for codes shows. Never the code, nor the name or phone of the refused account.
+pub fn audit_code_refused(
+    conn: &Connection,
+    actor: &str,
+    id: &AccountId,
+    now: i64,
+) -> anyhow::Result<()> {
+    super::audit::append(
+        conn,
+        actor,
+        "account.code_refused",
+        &format!("account:{id}"),
+        "an account code already in use was refused; the account was not added",
+        now,
+    )?;
+    tracing::warn!(target: "callgate::security", actor = %actor, account = %id, "an account code already in use was refused");
+    Ok(())
+}
+
 /// Writes the account row, sealing its secrets; the caller has checked for duplicates (or is
 /// seeding test data it generated itself) and owns the transaction.
 pub fn insert(

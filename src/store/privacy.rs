@@ -272,10 +272,54 @@ pub struct Forgotten {
     pub calls_kept_anonymously: i64,
 }
 
+/// The ways a number can be written in stored text: as stored (E.164), without the `+`, in
+/// national form (without the country code), and masked as logs and older journeys wrote it.
+/// Longest first, so a shorter form never leaves part of a longer one behind.
+fn number_forms(number: &str) -> Vec<String> {
+    if !number.starts_with('+') {
+        // `withheld`, `erased`, or empty: no one's number.
+        return Vec::new();
+    }
+    let digits = number.trim_start_matches('+');
+    let mut forms = vec![
+        number.to_owned(),
+        crate::domain::mask_number(number),
+        digits.to_owned(),
+    ];
+    if let Ok(parsed) = phonenumber::parse(None, number) {
+        let national = parsed.national().value().to_string();
+        if national.len() >= 6 {
+            forms.push(national);
+        }
+    }
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+/// Replaces every form in `forms` inside the string values of `value` by `erased`.
+fn scrub_strings(value: &mut Value, forms: &[String]) {
+    match value {
+        Value::String(s) => {
+            for form in forms {
+                if s.contains(form.as_str()) {
+                    *s = s.replace(form.as_str(), "erased");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_strings(v, forms)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_strings(v, forms)),
+        _ => {}
+    }
+}
+
 /// Erases an account's personal data in the caller's transaction: its name, phone, codes,
-/// authenticator and answers; the caller numbers, notes and spoken words of its calls. Its calls
-/// and failures stay, linked to a random pseudonym, with the account's attributes (the product
-/// configuration, which the recurring-problem report counts), so every count stays true.
+/// authenticator and answers; and in its calls and the calls from its registered number, the
+/// caller numbers (also in failed entries), notes, spoken words, pending CRM deliveries and any
+/// number a journey holds (journeys written before they stopped holding one had it masked).
+/// Its calls and failures stay, linked to a random pseudonym, with the account's attributes
+/// (the product configuration, which the recurring-problem report counts), so every count stays
+/// true.
 pub fn forget(conn: &Connection, id: &str, actor: &str, now: i64) -> anyhow::Result<Forgotten> {
     let phone: String = conn
         .query_row("SELECT phone FROM accounts WHERE id = ?1", [id], |r| {
@@ -290,20 +334,46 @@ pub fn forget(conn: &Connection, id: &str, actor: &str, now: i64) -> anyhow::Res
          SELECT ?2, 'forgotten', '', attributes, created_at, test FROM accounts WHERE id = ?1",
         params![id, pseudonym],
     )?;
+    // The calls about the person: the account's, and those from its registered number.
+    let about: Vec<(String, String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT call_sid, caller, state FROM calls
+             WHERE account_id = ?1 OR (?2 != '' AND caller = ?2)",
+        )?;
+        let rows = stmt.query_map(params![id, phone], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect::<Result<_, _>>().context("reading calls")?
+    };
+    let account_forms = number_forms(&phone);
+    for (call_sid, caller, state) in about {
+        let mut forms = number_forms(&caller);
+        forms.extend(account_forms.iter().cloned());
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        // A state that does not parse (never written so by callgate) goes whole.
+        let mut state: Value = serde_json::from_str(&state).unwrap_or_else(|_| json!({}));
+        if let Some(speech) = state.get_mut("speech").and_then(Value::as_object_mut) {
+            speech.remove("text");
+        }
+        scrub_strings(&mut state, &forms);
+        conn.execute(
+            "UPDATE calls SET caller = 'erased', called = NULL, state = ?2 WHERE call_sid = ?1",
+            params![call_sid, state.to_string()],
+        )?;
+        conn.execute(
+            "UPDATE call_outcomes SET note = '' WHERE call_sid = ?1",
+            [&call_sid],
+        )?;
+        conn.execute("DELETE FROM crm_outbox WHERE call_sid = ?1", [&call_sid])?;
+        conn.execute(
+            "UPDATE failures SET caller = 'erased' WHERE call_sid = ?1",
+            [&call_sid],
+        )?;
+    }
     let calls = conn.execute(
-        "UPDATE calls SET account_id = ?2, caller = 'erased', called = NULL,
-                          state = json_remove(state, '$.speech.text')
-         WHERE account_id = ?1",
+        "UPDATE calls SET account_id = ?2 WHERE account_id = ?1",
         params![id, pseudonym],
-    )?;
-    conn.execute(
-        "UPDATE call_outcomes SET note = ''
-         WHERE call_sid IN (SELECT call_sid FROM calls WHERE account_id = ?1)",
-        [&pseudonym],
-    )?;
-    conn.execute(
-        "DELETE FROM crm_outbox WHERE call_sid IN (SELECT call_sid FROM calls WHERE account_id = ?1)",
-        [&pseudonym],
     )?;
     conn.execute(
         "UPDATE failures SET account_id = ?2 WHERE account_id = ?1",
@@ -312,10 +382,6 @@ pub fn forget(conn: &Connection, id: &str, actor: &str, now: i64) -> anyhow::Res
     if !phone.is_empty() {
         conn.execute(
             "UPDATE failures SET caller = 'erased' WHERE caller = ?1",
-            [&phone],
-        )?;
-        conn.execute(
-            "UPDATE calls SET caller = 'erased' WHERE caller = ?1",
             [&phone],
         )?;
         conn.execute("DELETE FROM number_locks WHERE caller = ?1", [&phone])?;
@@ -341,6 +407,81 @@ pub fn forget(conn: &Connection, id: &str, actor: &str, now: i64) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forget_scrubs_the_numbers_older_journeys_hold_and_the_calls_from_the_number() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::apply(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO accounts (id, name, phone, created_at) VALUES ('A-1', 'Ola', '+48601234567', 0)",
+            [],
+        )
+        .unwrap();
+        // A journey as callgate wrote it before journeys stopped naming the caller, with what
+        // a speech menu heard; one call identified from another number, one unidentified from
+        // the registered number.
+        let state = |from: &str| {
+            json!({
+                "journey": [{ "at": 1, "step": "greeting", "event": "call started",
+                              "detail": format!("script default v1 from {}", crate::domain::mask_number(from)) }],
+                "speech": { "text": "faktura Ola", "asr_confidence": 0.9, "department": null,
+                            "probability": 0.5, "routed": false },
+            })
+            .to_string()
+        };
+        for (sid, caller, account) in [
+            ("CA1", "+48601234567", Some("A-1")),
+            ("CA2", "+48700111222", Some("A-1")),
+            ("CA3", "+48601234567", None),
+            ("CA4", "+48700999888", None),
+        ] {
+            conn.execute(
+                "INSERT INTO calls (call_sid, caller, script, script_version, language, step,
+                                    account_id, started_at, updated_at, state)
+                 VALUES (?1, ?2, 'default', 'x', 'pl', 'ended', ?3, 1, 1, ?4)",
+                params![sid, caller, account, state(caller)],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (1, ?1, ?2, ?3, 'account_code')",
+                params![caller, account, sid],
+            )
+            .unwrap();
+        }
+        let done = forget(&conn, "A-1", "admin", 2).unwrap();
+        assert_eq!(done.calls_kept_anonymously, 2);
+        let dump: Vec<(String, String, String)> = conn
+            .prepare("SELECT call_sid, caller, state FROM calls ORDER BY call_sid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (sid, caller, state) in &dump[..3] {
+            assert_eq!(caller, "erased", "{sid}");
+            for gone in [
+                "601234567",
+                "+48******567",
+                "700111222",
+                "+48******222",
+                "Ola",
+            ] {
+                assert!(!state.contains(gone), "{gone} in {sid}: {state}");
+            }
+            assert!(state.contains("script default v1 from erased"), "{state}");
+        }
+        // Someone else's call keeps its number.
+        assert_eq!(dump[3].1, "+48700999888");
+        assert!(dump[3].2.contains("+48******888"));
+        let callers: Vec<String> = conn
+            .prepare("SELECT caller FROM failures ORDER BY call_sid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(callers, ["erased", "erased", "erased", "+48700999888"]);
+    }
 
     #[test]
     fn purging_old_audit_entries_keeps_the_chain_verifiable() {

@@ -29,6 +29,8 @@ pub enum Purpose {
     Knowledge,
     /// The signature of a short-lived screen-pop URL (`/pop/{token}`).
     PopUrl,
+    /// The pseudonym of a calling number in the audit trail (`Keyring::number_pseudonym`).
+    NumberPseudonym,
 }
 
 impl Purpose {
@@ -38,6 +40,7 @@ impl Purpose {
             Self::CallCode => b"callgate/call-code",
             Self::Knowledge => b"callgate/knowledge",
             Self::PopUrl => b"callgate/pop-url",
+            Self::NumberPseudonym => b"callgate/number-pseudonym",
         }
     }
 }
@@ -49,6 +52,7 @@ struct KeyVersion {
     call_code: Zeroizing<[u8; 32]>,
     knowledge: Zeroizing<[u8; 32]>,
     pop_url: Zeroizing<[u8; 32]>,
+    number_pseudonym: Zeroizing<[u8; 32]>,
     totp_secret: Zeroizing<[u8; 32]>,
 }
 
@@ -68,6 +72,7 @@ impl KeyVersion {
             call_code: derive(Purpose::CallCode.label()),
             knowledge: derive(Purpose::Knowledge.label()),
             pop_url: derive(Purpose::PopUrl.label()),
+            number_pseudonym: derive(Purpose::NumberPseudonym.label()),
             totp_secret: derive(b"callgate/totp-secret"),
         }
     }
@@ -78,6 +83,7 @@ impl KeyVersion {
             Purpose::CallCode => &self.call_code,
             Purpose::Knowledge => &self.knowledge,
             Purpose::PopUrl => &self.pop_url,
+            Purpose::NumberPseudonym => &self.number_pseudonym,
         }
     }
 
@@ -219,6 +225,16 @@ impl Keyring {
             .iter()
             .map(|(&v, keys)| (v, keys.keyed_hash(purpose, secret)))
             .collect()
+    }
+
+    /// A stable pseudonym for a calling number (`n-` and 16 hex digits: the first 64 bits of its
+    /// HMAC under the current key), for the append-only audit trail, which can never be erased:
+    /// even a masked number there is personal data tied to a person, while the pseudonym lets
+    /// the security report group one number's lockouts and means nothing without the key file.
+    /// A key rotation starts new pseudonyms.
+    pub fn number_pseudonym(&self, number: &str) -> String {
+        let (_, hash) = self.keyed_hash(Purpose::NumberPseudonym, number);
+        format!("n-{}", hex::encode(&hash[..8.min(hash.len())]))
     }
 
     /// AES-256-GCM with a fresh 96-bit nonce; `associated` (the account id) is authenticated, so
