@@ -19,9 +19,10 @@ use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::domain::{AccountCode, CallerId, Keypad, mask_number};
+use crate::store::accounts::{self, Account};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
-use crate::store::{accounts, audit, call_codes, knowledge};
+use crate::store::{audit, call_codes, knowledge};
 use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
@@ -54,6 +55,10 @@ pub struct IvrContext {
     pub routing: std::sync::RwLock<Option<Arc<crate::ivr::routing::Model>>>,
     /// How long the screen-pop URL a hand-off carries can be opened.
     pub pop_url_ttl: std::time::Duration,
+    /// Whether test accounts (the demo accounts among them) may identify a caller: in the
+    /// admin page's simulator and on a `serve --demo` server only. Elsewhere their codes are
+    /// unknown codes, since a test account's code may be public (the README prints the demo's).
+    pub test_accounts_answer: bool,
 }
 
 impl IvrContext {
@@ -730,17 +735,32 @@ impl Flow<'_> {
         throttle::number_locked(self.conn, self.caller.throttle_key(), self.now)
     }
 
-    fn find_code(&self, keys: &Keypad) -> anyhow::Result<Option<CodeMatch>> {
+    /// The account a code names, read once (for its lock, its phone and its test flag), if it
+    /// may answer on this line: a test account's code where test accounts do not answer is an
+    /// unknown code, refused and counted like any other.
+    fn find_code(&self, keys: &Keypad) -> anyhow::Result<Option<(CodeMatch, Account)>> {
         if !keys.is_all_digits() {
             return Ok(None);
         }
-        if AccountCode::parse(keys.expose()).is_ok()
-            && let Some(id) = accounts::find_by_code(self.conn, &self.keys, keys.expose())?
-        {
-            return Ok(Some(CodeMatch::Account(id)));
-        }
-        let found = call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?;
-        Ok(found.map(|(row, account)| CodeMatch::CallCode { row, account }))
+        let by_account_code = if AccountCode::parse(keys.expose()).is_ok() {
+            accounts::find_by_code(self.conn, &self.keys, keys.expose())?
+        } else {
+            None
+        };
+        let found = match by_account_code {
+            Some(id) => Some(CodeMatch::Account(id)),
+            None => call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?
+                .map(|(row, account)| CodeMatch::CallCode { row, account }),
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let id = match &found {
+            CodeMatch::Account(id) | CodeMatch::CallCode { account: id, .. } => id,
+        };
+        Ok(accounts::get(self.conn, id)?
+            .filter(|a| !a.test || self.ctx.test_accounts_answer)
+            .map(|a| (found, a)))
     }
 
     /// The account code or a one-time call code. Caller ID counts as a factor when it is the
@@ -752,30 +772,17 @@ impl Flow<'_> {
         } else {
             self.find_code(keys)?
         };
-        let account = match &found {
-            Some(CodeMatch::Account(id)) | Some(CodeMatch::CallCode { account: id, .. }) => {
-                Some(id.clone())
-            }
-            None => None,
-        };
-        // One read of the account serves the lock check and, if accepted, the caller ID match.
-        let registered = match &account {
-            Some(id) => accounts::get(self.conn, id)?,
-            None => None,
-        };
-        let locked = registered
+        let locked = found
             .as_ref()
-            .is_some_and(|a| a.locked_until.is_some_and(|t| t > self.now));
+            .is_some_and(|(_, a)| a.locked_until.is_some_and(|t| t > self.now));
         let accepted = match (&found, locked) {
-            (Some(CodeMatch::CallCode { row, .. }), false) => {
+            (Some((CodeMatch::CallCode { row, .. }, _)), false) => {
                 call_codes::consume(self.conn, *row, &self.call.call_sid, self.now)?
             }
-            (Some(CodeMatch::Account(_)), false) => true,
+            (Some((CodeMatch::Account(_), _)), false) => true,
             _ => false,
         };
-        let (Some(found), Some(account), Some(registered), true) =
-            (found, account, registered, accepted)
-        else {
+        let (Some((found, registered)), true) = (found, accepted) else {
             // The failure counts against the accounts registered to the caller ID.
             let on_phone = match self.caller.number() {
                 Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
@@ -796,7 +803,7 @@ impl Flow<'_> {
             .caller
             .number()
             .is_some_and(|n| n.as_str() == registered.phone);
-        self.call.account_id = Some(account);
+        self.call.account_id = Some(registered.id);
         self.call.caller_id_match = caller_matches;
         if caller_matches && !self.call.stir_failed() {
             self.call.factors.add(Proof::CallerId);

@@ -3,3 +3,191 @@
 
 #[allow(unused_imports)]
 use super::*;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use callgate::store::accounts::{self, NewAccount};
+use callgate::store::now_ms;
+use common::process::ServerProcess;
+
+/// Registers a test account (`callgate account add --test`, as the demo accounts are).
+fn add_test_account(app: &TestApp, id: &str, phone: &str, code: &str) {
+    let attrs = BTreeMap::new();
+    let (id, name) = (
+        AccountId::parse(id).unwrap(),
+        AccountName::parse("Test Caller").unwrap(),
+    );
+    let phone = PhoneNumber::parse(phone, Region::default()).unwrap();
+    let code = AccountCode::parse(code).unwrap();
+    let new = NewAccount {
+        id: &id,
+        name: &name,
+        phone: &phone,
+        code: Some(&code),
+        totp_secret: None,
+        attributes: &attrs,
+        knowledge: &[],
+        test: true,
+    };
+    accounts::add(
+        &mut app.store().conn().unwrap(),
+        &app.keys(),
+        &new,
+        now_ms(),
+    )
+    .unwrap();
+}
+
+fn failures_recorded(app: &TestApp) -> i64 {
+    let conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM failures", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hole10_test_accounts_answer_only_in_the_simulator_and_on_a_demo_server() {
+    let (phone, code) = ("+48601234500", "909090");
+
+    // A normal server: the test account's code is an unknown code, word for word, and counts.
+    let app = TestApp::spawn().await;
+    add_test_account(&app, "TEST-1", phone, code);
+    let mut unknown = Caller::new(&app, phone);
+    unknown.dial().await;
+    let unknown_doc = unknown.press("919191#").await;
+    let after_unknown = failures_recorded(&app);
+    let mut caller = Caller::new(&app, phone);
+    caller.dial().await;
+    let doc = caller.press(&format!("{code}#")).await;
+    assert_eq!(doc.said(), unknown_doc.said());
+    assert!(doc.said().starts_with(WRONG_CODE), "{}", doc.said());
+    assert_eq!(
+        doc.gather().unwrap().action,
+        unknown_doc.gather().unwrap().action
+    );
+    assert_eq!(
+        failures_recorded(&app),
+        after_unknown + 1,
+        "counted as a failure"
+    );
+    let admin = app.user("admin", Role::Admin);
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "none", "{pop}");
+    assert!(pop["account"].is_null(), "{pop}");
+    assert_eq!(pop["risk"]["failed_attempts"], 1, "{pop}");
+
+    // A server started with --demo: test accounts answer.
+    let demo = TestApp::spawn_with(|s| s.test_accounts_answer = true).await;
+    add_test_account(&demo, "TEST-1", phone, code);
+    let mut caller = Caller::new(&demo, phone);
+    caller.dial().await;
+    let menu = caller.press(&format!("{code}#")).await;
+    assert!(menu.said().contains(MENU), "{}", menu.said());
+    let admin = demo.user("admin", Role::Admin);
+    let (_, pop) = demo.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "medium", "{pop}");
+    assert_eq!(pop["account"]["id"], "TEST-1", "{pop}");
+}
+
+/// Runs `callgate serve --demo` on `data` and waits up to 20 s for it to exit by itself.
+fn demo_serve_expecting_exit(data: &Path) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--scripts"])
+        .arg(repo_path("ivr-scripts"))
+        .arg("--sounds")
+        .arg(repo_path("sounds"))
+        .arg("--data-dir")
+        .arg(data)
+        .env("CALLGATE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env_remove("CALLGATE_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "serve --demo was still running after 20 s\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn count(data: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(data.join("callgate.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn hole10_serve_demo_seeds_once_and_refuses_real_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    // First start: the demo accounts and the tokens are printed.
+    let first = ServerProcess::start_with(&data, &["--demo"]);
+    first.wait_ready().await;
+    assert!(first.printed("account DEMO-1001").is_some());
+    assert!(first.printed("admin token:").is_some());
+    assert!(first.printed("agent token:").is_some());
+    drop(first);
+    let users = count(&data, "SELECT COUNT(*) FROM users");
+    assert_eq!(users, 2, "one admin and one agent");
+
+    // A restart: the data is there already; no new token, and it says how to get one.
+    let second = ServerProcess::start_with(&data, &["--demo"]);
+    second.wait_ready().await;
+    let printed = second.stdout.lock().unwrap().join("\n");
+    assert!(printed.contains("demo data already present"), "{printed}");
+    assert!(printed.contains("callgate user add"), "{printed}");
+    assert!(second.printed("admin token:").is_none(), "{printed}");
+    assert!(second.printed("agent token:").is_none(), "{printed}");
+    drop(second);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM users"), users);
+
+    // A data directory with a real customer: --demo refuses it, and writes nothing.
+    let real = dir.path().join("real");
+    let out = callgate_cli(
+        &real,
+        &[
+            "account",
+            "add",
+            "--id",
+            "REAL-1",
+            "--name",
+            "Real Customer",
+            "--phone",
+            "+48603000000",
+            "--code",
+            "777888",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = demo_serve_expecting_exit(&real);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--demo") && stderr.contains("real"),
+        "a clear refusal: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("token"), "{stdout}");
+    assert_eq!(
+        count(
+            &real,
+            "SELECT COUNT(*) FROM accounts WHERE id LIKE 'DEMO-%'"
+        ),
+        0
+    );
+    assert_eq!(count(&real, "SELECT COUNT(*) FROM users"), 0);
+}
