@@ -799,6 +799,23 @@ impl Flow<'_> {
         };
 
         self.ctx.metrics.verification("code", true);
+        if self
+            .call
+            .account_id
+            .as_ref()
+            .is_some_and(|earlier| *earlier != registered.id)
+        {
+            // Factors prove something about the account they were proven for: the earlier
+            // account's caller ID match, authenticator or answers say nothing about this one.
+            // Start afresh, as if this code were the call's first.
+            self.call.factors = Default::default();
+            self.call.caller_id_match = false;
+            self.call.verified_at = None;
+            // Step-ups were offered to the earlier account; this one has not had its chance.
+            self.call.state.stepped_up.clear();
+            self.note("account switched", None);
+            self.log("another account identified: earlier factors dropped");
+        }
         let caller_matches = self
             .caller
             .number()

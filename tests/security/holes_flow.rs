@@ -13,6 +13,7 @@ use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region}
 use callgate::store::accounts::{self, NewAccount};
 use callgate::store::now_ms;
 use common::process::ServerProcess;
+use serde_json::Value;
 
 /// Registers a test account (`callgate account add --test`, as the demo accounts are).
 fn add_test_account(app: &TestApp, id: &str, phone: &str, code: &str) {
@@ -190,4 +191,148 @@ async fn hole10_serve_demo_seeds_once_and_refuses_real_accounts() {
         0
     );
     assert_eq!(count(&real, "SELECT COUNT(*) FROM users"), 0);
+}
+
+/// The shipped default script with one more menu option, "4": enter a code again. Reaching a
+/// code step after identification is what lets a caller name a second account in one call.
+fn script_with_code_again() -> String {
+    let shipped = std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap();
+    let text = shipped
+        .replace(
+            "options = { \"1\" = \"billing\", \"2\" = \"technical\", \"3\" = \"other\" }",
+            "options = { \"1\" = \"billing\", \"2\" = \"technical\", \"3\" = \"other\", \"4\" = \"account-code\" }",
+        )
+        .replace(
+            "Inne sprawy: naciśnij 3.\"",
+            "Inne sprawy: naciśnij 3. Inny kod klienta: naciśnij 4.\"",
+        )
+        .replace(
+            "For anything else, press 3.\"",
+            "For anything else, press 3. For another customer code, press 4.\"",
+        );
+    assert_ne!(text, shipped, "the default script changed: adapt the test");
+    let checked = callgate::ivr::script::check(&text, Default::default());
+    assert!(
+        checked.script.is_some(),
+        "the checker refuses the test script: {:#?}",
+        checked.problems
+    );
+    text
+}
+
+async fn journey_of(app: &TestApp, admin: &str, call_sid: &str) -> (String, Value) {
+    let r = app
+        .http
+        .get(format!("{}/api/calls/{call_sid}/journey", app.addr))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let value = serde_json::from_str(&body).unwrap();
+    (body, value)
+}
+
+#[tokio::test]
+async fn hole1_factors_stay_with_the_account_they_were_proven_for() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("default.toml"),
+        script_with_code_again(),
+    )
+    .unwrap();
+    let dir = scripts.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.scripts_dir = dir).await;
+    let admin = app.user("admin", Role::Admin);
+    let (a_phone, a_code) = ("+48601111111", "314159");
+    let (b_phone, b_code) = ("+48602222222", "271828");
+    let a_secret = app
+        .add_account("ACC-A", a_phone, Some(a_code), true)
+        .unwrap();
+    // B has no authenticator at all.
+    app.add_account("ACC-B", b_phone, Some(b_code), false);
+
+    // 1. From A's registered phone: A's code (caller ID + code: medium), then B's code.
+    let mut caller = Caller::new(&app, a_phone);
+    caller.dial().await;
+    let menu = caller.press(&format!("{a_code}#")).await;
+    assert!(menu.said().contains(MENU), "{}", menu.said());
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "medium", "{pop}");
+    assert_eq!(pop["account"]["id"], "ACC-A", "{pop}");
+    let ask = caller.press("4").await;
+    assert!(
+        ask.said().contains("Wpisz swój kod klienta"),
+        "{}",
+        ask.said()
+    );
+    let menu = caller.press(&format!("{b_code}#")).await;
+    // B has no authenticator: the TOTP step is unavailable and the call goes on to the menu.
+    assert!(menu.said().contains(MENU), "{}", menu.said());
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["account"]["id"], "ACC-B", "{pop}");
+    assert_eq!(
+        pop["level"], "low",
+        "A's caller ID must not vouch for B: {pop}"
+    );
+    assert_eq!(pop["factors"], serde_json::json!(["account_code"]), "{pop}");
+    assert_eq!(pop["risk"]["caller_id_match"], false, "{pop}");
+    assert_eq!(pop["verified"], false, "{pop}");
+    assert!(pop["verified_at"].is_null(), "{pop}");
+    // And so it is handed off: unverified, as B.
+    assert!(caller.press("3").await.handoff().is_some());
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "low", "{pop}");
+    assert_eq!(pop["factors"], serde_json::json!(["account_code"]), "{pop}");
+    // The journey records the switch, without a digit of either code or a phone number.
+    let (body, events) = journey_of(&app, &admin, &caller.call_sid).await;
+    let switched = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "account switched")
+        .count();
+    assert_eq!(switched, 1, "{body}");
+    for secret in [a_code, b_code, a_phone, b_phone, "Name of ACC-A"] {
+        assert!(!body.contains(secret), "{secret} in the journey: {body}");
+    }
+
+    // 2. From another number: A's code and A's TOTP (high), then B's code.
+    let mut caller = Caller::new(&app, "+48609999999");
+    caller.dial().await;
+    let ask_totp = caller.press(&format!("{a_code}#")).await;
+    assert!(ask_totp.said().contains(ASK_TOTP), "{}", ask_totp.said());
+    let menu = caller.press(&totp_now(&a_secret)).await;
+    assert!(menu.said().contains(MENU), "{}", menu.said());
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "high", "{pop}");
+    caller.press("4").await;
+    let menu = caller.press(&format!("{b_code}#")).await;
+    assert!(menu.said().contains(MENU), "{}", menu.said());
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["account"]["id"], "ACC-B", "{pop}");
+    assert_eq!(
+        pop["level"], "low",
+        "A's authenticator must not vouch for B: {pop}"
+    );
+    assert_eq!(pop["factors"], serde_json::json!(["account_code"]), "{pop}");
+    assert_eq!(pop["verified"], false, "{pop}");
+    assert!(pop["verified_at"].is_null(), "{pop}");
+
+    // 3. The same account's code again is no switch: what was proven for it stays.
+    let mut caller = Caller::new(&app, a_phone);
+    caller.dial().await;
+    caller.press(&format!("{a_code}#")).await;
+    caller.press("4").await;
+    caller.press(&format!("{a_code}#")).await;
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["level"], "medium", "{pop}");
+    assert_eq!(
+        pop["factors"],
+        serde_json::json!(["caller_id", "account_code"]),
+        "{pop}"
+    );
+    let (body, _) = journey_of(&app, &admin, &caller.call_sid).await;
+    assert!(!body.contains("account switched"), "{body}");
 }
