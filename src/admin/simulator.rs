@@ -287,7 +287,7 @@ pub async fn step(
             .filter(|s| !s.trim().is_empty())
             .map(|text| Speech {
                 text: text.chars().take(500).collect(),
-                confidence: 0.9,
+                confidence: Some(0.9),
             });
         play(&mut session, &id, event, digits, speech)
     })

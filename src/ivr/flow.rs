@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
+use super::script::model::SpeechMenu;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
@@ -556,7 +557,7 @@ impl Flow<'_> {
         ) = (&params.digits, &params.speech, step)
         {
             self.call.step_attempts += 1;
-            return self.route_speech(&name, options, menu.min_confidence, speech);
+            return self.route_speech(&name, options, *menu, speech);
         }
         let Some(keys) = params.digits.as_ref() else {
             self.note("silence", None);
@@ -620,12 +621,14 @@ impl Flow<'_> {
     }
 
     /// A speech menu heard words: the classifier picks among the departments its options lead
-    /// to; below `min_confidence` the caller is asked again (and may use the keys).
+    /// to; below `min_confidence` the caller is asked again (and may use the keys). So is a
+    /// transcript the gateway itself rated below `min_gateway_confidence`: the classifier can be
+    /// sure of words the caller never said.
     fn route_speech(
         &mut self,
         name: &str,
         options: &std::collections::BTreeMap<String, String>,
-        min_confidence: f64,
+        menu: SpeechMenu,
         speech: &Speech,
     ) -> anyhow::Result<Response> {
         let offered = self.script.menu_departments(options);
@@ -635,9 +638,13 @@ impl Flow<'_> {
             model.merge(&learned);
         }
         let verdict = model.classify(&speech.text, &departments);
+        // No confidence sent: no doubt voiced, so the classifier alone decides.
+        let doubted = speech
+            .confidence
+            .filter(|c| *c < menu.min_gateway_confidence);
         let routed = verdict
             .as_ref()
-            .filter(|v| v.probability >= min_confidence)
+            .filter(|v| doubted.is_none() && v.probability >= menu.min_confidence)
             .and_then(|v| offered.iter().find(|(_, d, _)| *d == v.department));
         self.call.state.speech = Some(SpeechRecord {
             text: speech.text.clone(),
@@ -646,10 +653,14 @@ impl Flow<'_> {
             probability: verdict.as_ref().map_or(0.0, |v| v.probability),
             routed: routed.is_some(),
         });
-        let heard = match (&verdict, routed.is_some()) {
-            (Some(v), true) => format!("routed to {} (p={:.2})", v.department, v.probability),
-            (Some(v), false) => format!("unsure: {} (p={:.2})", v.department, v.probability),
-            (None, _) => "not understood".to_owned(),
+        let heard = match (&verdict, routed.is_some(), doubted) {
+            (_, false, Some(c)) => format!(
+                "unsure: gateway confidence {c:.2} below {:.2}",
+                menu.min_gateway_confidence
+            ),
+            (Some(v), true, _) => format!("routed to {} (p={:.2})", v.department, v.probability),
+            (Some(v), false, _) => format!("unsure: {} (p={:.2})", v.department, v.probability),
+            (None, _, _) => "not understood".to_owned(),
         };
         self.note("speech", Some(heard));
         self.ctx

@@ -336,3 +336,93 @@ async fn hole1_factors_stay_with_the_account_they_were_proven_for() {
     let (body, _) = journey_of(&app, &admin, &caller.call_sid).await;
     assert!(!body.contains("account switched"), "{body}");
 }
+
+const BILINGUAL_LINE: &str = "+48225550100";
+
+async fn say(caller: &mut Caller, words: &str, confidence: Option<&str>) -> Doc {
+    let last = caller.last.clone().unwrap();
+    let action = last.gather().unwrap().action.clone();
+    let mut params = caller.params("in-progress");
+    params.push(("SpeechResult".into(), words.into()));
+    if let Some(c) = confidence {
+        params.push(("Confidence".into(), c.into()));
+    }
+    caller.fetch(&action, params).await
+}
+
+/// A bilingual call from the registered phone up to the speech menu (medium: billing needs no
+/// step-up).
+async fn at_speech_menu(app: &TestApp, phone: &str, code: &str) -> Caller {
+    let mut caller = Caller::new(app, phone);
+    caller.to = BILINGUAL_LINE.into();
+    caller.dial().await;
+    caller.press("1").await;
+    let menu = caller.press(&format!("{code}#")).await;
+    assert!(menu.xml.contains("input=\"dtmf speech\""), "{}", menu.xml);
+    caller
+}
+
+#[tokio::test]
+async fn hole11_speech_the_gateway_doubts_is_asked_again() {
+    let app = TestApp::spawn().await;
+    let admin = app.user("admin", Role::Admin);
+    let (phone, code) = ("+48604111111", "505050");
+    app.add_account("ACC-S1", phone, Some(code), false);
+
+    let mut caller = at_speech_menu(&app, phone, code).await;
+    let doubted = say(&mut caller, "fakturę proszę", Some("0.31")).await;
+    assert!(
+        doubted.handoff().is_none(),
+        "routed on a doubted transcript: {}",
+        doubted.xml
+    );
+    assert!(
+        doubted.said().contains("Nie zrozumieliśmy"),
+        "{}",
+        doubted.said()
+    );
+    assert!(doubted.gather().is_some(), "{}", doubted.xml);
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert!(pop["category"].is_null(), "{pop}");
+    let (body, _) = journey_of(&app, &admin, &caller.call_sid).await;
+    assert!(body.contains("gateway confidence 0.31"), "{body}");
+
+    // Said again, heard clearly: routed.
+    let routed = say(&mut caller, "fakturę proszę", Some("0.9")).await;
+    assert!(routed.handoff().is_some(), "{}", routed.xml);
+    let (_, pop) = app.screen_pop(&caller.call_sid, &admin).await;
+    assert_eq!(pop["category"], "billing", "{pop}");
+
+    // A gateway that sends no Confidence at all: routed on the classifier alone, as before.
+    let mut caller = at_speech_menu(&app, phone, code).await;
+    let routed = say(&mut caller, "fakturę proszę", None).await;
+    assert!(routed.handoff().is_some(), "{}", routed.xml);
+
+    // The floor: 0.5 in a script that sets none; out of 0-1 it is an error.
+    let shipped = std::fs::read_to_string(repo_path("ivr-scripts/bilingual.toml")).unwrap();
+    let line = shipped
+        .lines()
+        .find(|l| l.starts_with("min_gateway_confidence"))
+        .expect("the bilingual script shows the setting")
+        .to_owned();
+    let unset = callgate::ivr::script::check(&shipped.replace(&line, ""), Default::default());
+    let script = unset.script.expect("checks without the setting");
+    match script.step("menu") {
+        Some(callgate::ivr::script::Step::Menu {
+            speech: Some(menu), ..
+        }) => assert_eq!(menu.min_gateway_confidence, 0.5),
+        other => panic!("{other:?}"),
+    }
+    let silly = callgate::ivr::script::check(
+        &shipped.replace(&line, "min_gateway_confidence = 1.5"),
+        Default::default(),
+    );
+    assert!(silly.script.is_none());
+    assert!(
+        silly.problems.iter().any(|p| p
+            .message
+            .contains("min_gateway_confidence must be between 0 and 1")),
+        "{:#?}",
+        silly.problems
+    );
+}
