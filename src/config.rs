@@ -125,6 +125,10 @@ pub struct Settings {
     pub retention: crate::store::privacy::Retention,
     /// The size the database may grow to; past it calls hear the apology, as on a full disk.
     pub max_database_mb: Option<u64>,
+    /// Test accounts (the demo accounts among them) answer calls on this server: set by
+    /// `serve --demo` only. Anywhere else a test account's code is an unknown code, so an
+    /// account whose code is printed in the README can never verify a real call.
+    pub test_accounts_answer: bool,
 }
 
 impl Settings {
@@ -151,6 +155,7 @@ impl Settings {
             pop_url_ttl: DEFAULT_POP_URL_TTL,
             retention: Default::default(),
             max_database_mb: None,
+            test_accounts_answer: false,
         }
     }
 }

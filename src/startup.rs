@@ -82,6 +82,7 @@ impl AppState {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             routing: Default::default(),
             pop_url_ttl: settings.pop_url_ttl,
+            test_accounts_answer: settings.test_accounts_answer,
         };
         Ok(Self {
             settings: Arc::new(settings),

@@ -200,6 +200,9 @@ pub async fn start(
             metrics: Arc::new(crate::metrics::Metrics::default()),
             routing: std::sync::RwLock::new(ivr.routing_model()),
             pop_url_ttl: ivr.pop_url_ttl,
+            // The scratch database holds copies of the test accounts and nothing else: what
+            // the simulator is for.
+            test_accounts_answer: true,
         };
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -285,7 +288,7 @@ pub async fn step(
             .filter(|s| !s.trim().is_empty())
             .map(|text| Speech {
                 text: text.chars().take(500).collect(),
-                confidence: 0.9,
+                confidence: Some(0.9),
             });
         play(&mut session, &id, event, digits, speech)
     })

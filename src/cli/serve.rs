@@ -12,7 +12,7 @@ use crate::config::{CrmWebhook, Settings, TwilioTokens, parse_frame_origins};
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
-use crate::store::accounts::{self, AddAccountError, NewAccount};
+use crate::store::accounts::{self, NewAccount};
 use crate::store::users::{self, Role};
 use crate::store::{Store, call_codes, now_ms};
 use crate::verify::{Keyring, Limits, totp};
@@ -38,7 +38,8 @@ pub struct ServeArgs {
     /// Enqueue through this TaskRouter workflow (WW...) with the screen-pop as task attributes.
     #[arg(long, env = "CALLGATE_TASKROUTER_WORKFLOW_SID")]
     pub taskrouter_workflow_sid: Option<String>,
-    /// Seed demo accounts and an agent token, and print them.
+    /// Demo mode: seed demo (test) accounts and tokens on the first start and print them, and
+    /// let test accounts answer calls. Refuses a data directory that holds real accounts.
     #[arg(long)]
     pub demo: bool,
     /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
@@ -200,6 +201,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         pop_url_ttl: args.pop_url_ttl,
         retention: args.retention.retention(),
         max_database_mb: args.max_database_mb,
+        test_accounts_answer: args.demo,
     };
     if args.demo {
         seed_demo(&data_dir, &settings.public_url)?;
@@ -207,17 +209,60 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
     launch_with_tcp_listener(settings, listener, shutdown_signal()).await
 }
 
-/// Demo data: two accounts (one with TOTP), a fresh call code, and an agent token, printed so
-/// that `callgate call` can be tried at once. Running it again keeps the accounts and prints a
-/// fresh call code and agent token.
+/// The demo's accounts: test accounts whose codes the README prints.
+const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
+
+/// Demo data, seeded once: two test accounts (one with TOTP), a one-time call code, an agent
+/// token and an admin token, printed so that `callgate call` can be tried at once. A later start
+/// finds them there and mints nothing: a new admin on every restart would pile up users who can
+/// all log in, and tokens in every start's output. It says how to make a token instead.
+///
+/// `--demo` lets test accounts answer calls, and the demo's codes are public, so a data
+/// directory holding real (non-test) accounts is refused before anything is written.
 fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let store = Store::open(data_dir)?;
-    let keys = Keyring::load_or_create(data_dir)?;
     let mut conn = store.conn()?;
+    // One transaction: the check, the seeding and the tokens stand or fall together, and two
+    // servers started at once cannot both seed.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let real: i64 = tx.query_row("SELECT COUNT(*) FROM accounts WHERE NOT test", [], |r| {
+        r.get(0)
+    })?;
+    anyhow::ensure!(
+        real == 0,
+        "--demo refuses the data directory {}: it holds {real} real (non-test) account(s). \
+         --demo lets test accounts, whose codes are public, verify callers; run the demo on a \
+         data directory of its own (e.g. --data-dir ./demo-data)",
+        data_dir.display()
+    );
+    let mut seeded = false;
+    for id in DEMO_ACCOUNTS {
+        seeded |= accounts::get(&tx, id)?.is_some();
+    }
+    if seeded {
+        drop(tx);
+        println!("=== callgate demo ===");
+        println!(
+            "demo data already present in {dir} (accounts {}; their codes are in the README).",
+            DEMO_ACCOUNTS.join(", "),
+            dir = data_dir.display()
+        );
+        println!(
+            "Tokens are printed on the first start only. A new one:  callgate user add NAME --role admin --data-dir {}   (or --role agent)",
+            data_dir.display()
+        );
+        println!(
+            "A fresh one-time call code:  callgate account call-code DEMO-1001 --data-dir {}",
+            data_dir.display()
+        );
+        println!("=====================");
+        return Ok(());
+    }
+    let keys = Keyring::load_or_create(data_dir)?;
     let region = Region::default();
     let demo = [
         (
-            "DEMO-1001",
+            DEMO_ACCOUNTS[0],
             "Jan Kowalski",
             "+48601234567",
             "246810",
@@ -225,7 +270,7 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             [("plan", "premium"), ("device", "router-x2")],
         ),
         (
-            "DEMO-1002",
+            DEMO_ACCOUNTS[1],
             "Anna Nowak",
             "+48602345678",
             "135790",
@@ -233,7 +278,8 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             [("plan", "basic"), ("device", "app-ios")],
         ),
     ];
-    println!("=== callgate demo ===");
+    // Printed once the transaction is committed: nothing is shown that was not kept.
+    let mut out = vec!["=== callgate demo ===".to_owned()];
     for (id, name, phone, code, with_totp, attrs) in demo {
         let attributes: BTreeMap<String, String> = attrs
             .iter()
@@ -250,45 +296,51 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             code: Some(&code),
             totp_secret: secret.as_deref().map(Vec::as_slice),
             attributes: &attributes,
-            // Demo accounts are test accounts: the admin page's simulator can call as them.
             knowledge: &[("dob".to_owned(), "14031985".to_owned())],
+            // Demo accounts are test accounts: they answer in the admin page's simulator and
+            // on a --demo server, never on a real line.
             test: true,
         };
-        match accounts::add(&mut conn, &keys, &new, now_ms()) {
-            Ok(()) => {
-                println!(
-                    "account {id}: {} phone {phone} code {} (date of birth 14031985)",
-                    name.as_str(),
-                    code.expose()
-                );
-                if let Some(secret) = &secret {
-                    println!("  TOTP: {}", totp::provisioning_uri(secret, id.as_str())?);
-                }
-            }
-            Err(AddAccountError::DuplicateId(_)) => {
-                println!("account {id} already present (code {})", code.expose())
-            }
-            Err(e) => return Err(e.into()),
+        accounts::add_in(&tx, &keys, &new, now_ms())?;
+        out.push(format!(
+            "account {id}: {} phone {phone} code {} (date of birth 14031985)",
+            name.as_str(),
+            code.expose()
+        ));
+        if let Some(secret) = &secret {
+            out.push(format!(
+                "  TOTP: {}",
+                totp::provisioning_uri(secret, id.as_str())?
+            ));
         }
     }
-    let call_code = call_codes::issue(&conn, &keys, "DEMO-1001", 30 * 60_000, now_ms())?;
-    println!(
-        "one-time call code for DEMO-1001 (30 minutes): {}",
+    let call_code = call_codes::issue(&tx, &keys, DEMO_ACCOUNTS[0], 30 * 60_000, now_ms())?;
+    out.push(format!(
+        "one-time call code for {} (30 minutes): {}",
+        DEMO_ACCOUNTS[0],
         call_code.as_str()
-    );
+    ));
     let agent = format!("demo-agent-{}", now_ms());
-    let token = users::add(&conn, &agent, Role::Agent, now_ms())?;
-    println!("agent token: {}", token.as_str());
+    let token = users::add(&tx, &agent, Role::Agent, now_ms())?;
+    out.push(format!("agent token: {}", token.as_str()));
     let admin = format!("demo-admin-{}", now_ms());
-    let admin_token = users::add(&conn, &admin, Role::Admin, now_ms())?;
-    println!(
+    let admin_token = users::add(&tx, &admin, Role::Admin, now_ms())?;
+    out.push(format!(
         "admin token: {}  (log in at {public_url}/login)",
         admin_token.as_str()
-    );
-    println!(
+    ));
+    out.push(format!(
         "try:  CALLGATE_AGENT_TOKEN={} callgate call --url {public_url} --from +48601234567",
         token.as_str()
+    ));
+    out.push(
+        "(tokens are shown only now: a later --demo start keeps this data and prints none)"
+            .to_owned(),
     );
-    println!("=====================");
+    out.push("=====================".to_owned());
+    tx.commit()?;
+    for line in out {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -15,14 +15,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
+use super::script::model::SpeechMenu;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
 use crate::domain::{AccountCode, CallerId, Keypad, SipUri, mask_number};
+use crate::store::accounts::{self, Account};
 use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
 use crate::store::throttle::{self, FailureKind};
-use crate::store::{accounts, audit, call_codes, knowledge};
+use crate::store::{audit, call_codes, knowledge};
 use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
@@ -55,6 +57,10 @@ pub struct IvrContext {
     pub routing: std::sync::RwLock<Option<Arc<crate::ivr::routing::Model>>>,
     /// How long the screen-pop URL a hand-off carries can be opened.
     pub pop_url_ttl: std::time::Duration,
+    /// Whether test accounts (the demo accounts among them) may identify a caller: in the
+    /// admin page's simulator and on a `serve --demo` server only. Elsewhere their codes are
+    /// unknown codes, since a test account's code may be public (the README prints the demo's).
+    pub test_accounts_answer: bool,
 }
 
 impl IvrContext {
@@ -558,7 +564,7 @@ impl Flow<'_> {
         ) = (&params.digits, &params.speech, step)
         {
             self.call.step_attempts += 1;
-            return self.route_speech(&name, options, menu.min_confidence, speech);
+            return self.route_speech(&name, options, *menu, speech);
         }
         let Some(keys) = params.digits.as_ref() else {
             self.note("silence", None);
@@ -622,12 +628,14 @@ impl Flow<'_> {
     }
 
     /// A speech menu heard words: the classifier picks among the departments its options lead
-    /// to; below `min_confidence` the caller is asked again (and may use the keys).
+    /// to; below `min_confidence` the caller is asked again (and may use the keys). So is a
+    /// transcript the gateway itself rated below `min_gateway_confidence`: the classifier can be
+    /// sure of words the caller never said.
     fn route_speech(
         &mut self,
         name: &str,
         options: &std::collections::BTreeMap<String, String>,
-        min_confidence: f64,
+        menu: SpeechMenu,
         speech: &Speech,
     ) -> anyhow::Result<Response> {
         let offered = self.script.menu_departments(options);
@@ -637,9 +645,13 @@ impl Flow<'_> {
             model.merge(&learned);
         }
         let verdict = model.classify(&speech.text, &departments);
+        // No confidence sent: no doubt voiced, so the classifier alone decides.
+        let doubted = speech
+            .confidence
+            .filter(|c| *c < menu.min_gateway_confidence);
         let routed = verdict
             .as_ref()
-            .filter(|v| v.probability >= min_confidence)
+            .filter(|v| doubted.is_none() && v.probability >= menu.min_confidence)
             .and_then(|v| offered.iter().find(|(_, d, _)| *d == v.department));
         self.call.state.speech = Some(SpeechRecord {
             text: speech.text.clone(),
@@ -648,10 +660,14 @@ impl Flow<'_> {
             probability: verdict.as_ref().map_or(0.0, |v| v.probability),
             routed: routed.is_some(),
         });
-        let heard = match (&verdict, routed.is_some()) {
-            (Some(v), true) => format!("routed to {} (p={:.2})", v.department, v.probability),
-            (Some(v), false) => format!("unsure: {} (p={:.2})", v.department, v.probability),
-            (None, _) => "not understood".to_owned(),
+        let heard = match (&verdict, routed.is_some(), doubted) {
+            (_, false, Some(c)) => format!(
+                "unsure: gateway confidence {c:.2} below {:.2}",
+                menu.min_gateway_confidence
+            ),
+            (Some(v), true, _) => format!("routed to {} (p={:.2})", v.department, v.probability),
+            (Some(v), false, _) => format!("unsure: {} (p={:.2})", v.department, v.probability),
+            (None, _, _) => "not understood".to_owned(),
         };
         self.note("speech", Some(heard));
         self.ctx
@@ -737,17 +753,32 @@ impl Flow<'_> {
         throttle::number_locked(self.conn, self.caller.throttle_key(), self.now)
     }
 
-    fn find_code(&self, keys: &Keypad) -> anyhow::Result<Option<CodeMatch>> {
+    /// The account a code names, read once (for its lock, its phone and its test flag), if it
+    /// may answer on this line: a test account's code where test accounts do not answer is an
+    /// unknown code, refused and counted like any other.
+    fn find_code(&self, keys: &Keypad) -> anyhow::Result<Option<(CodeMatch, Account)>> {
         if !keys.is_all_digits() {
             return Ok(None);
         }
-        if AccountCode::parse(keys.expose()).is_ok()
-            && let Some(id) = accounts::find_by_code(self.conn, &self.keys, keys.expose())?
-        {
-            return Ok(Some(CodeMatch::Account(id)));
-        }
-        let found = call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?;
-        Ok(found.map(|(row, account)| CodeMatch::CallCode { row, account }))
+        let by_account_code = if AccountCode::parse(keys.expose()).is_ok() {
+            accounts::find_by_code(self.conn, &self.keys, keys.expose())?
+        } else {
+            None
+        };
+        let found = match by_account_code {
+            Some(id) => Some(CodeMatch::Account(id)),
+            None => call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?
+                .map(|(row, account)| CodeMatch::CallCode { row, account }),
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let id = match &found {
+            CodeMatch::Account(id) | CodeMatch::CallCode { account: id, .. } => id,
+        };
+        Ok(accounts::get(self.conn, id)?
+            .filter(|a| !a.test || self.ctx.test_accounts_answer)
+            .map(|a| (found, a)))
     }
 
     /// The account code or a one-time call code. Caller ID counts as a factor when it is the
@@ -759,30 +790,17 @@ impl Flow<'_> {
         } else {
             self.find_code(keys)?
         };
-        let account = match &found {
-            Some(CodeMatch::Account(id)) | Some(CodeMatch::CallCode { account: id, .. }) => {
-                Some(id.clone())
-            }
-            None => None,
-        };
-        // One read of the account serves the lock check and, if accepted, the caller ID match.
-        let registered = match &account {
-            Some(id) => accounts::get(self.conn, id)?,
-            None => None,
-        };
-        let locked = registered
+        let locked = found
             .as_ref()
-            .is_some_and(|a| a.locked_until.is_some_and(|t| t > self.now));
+            .is_some_and(|(_, a)| a.locked_until.is_some_and(|t| t > self.now));
         let accepted = match (&found, locked) {
-            (Some(CodeMatch::CallCode { row, .. }), false) => {
+            (Some((CodeMatch::CallCode { row, .. }, _)), false) => {
                 call_codes::consume(self.conn, *row, &self.call.call_sid, self.now)?
             }
-            (Some(CodeMatch::Account(_)), false) => true,
+            (Some((CodeMatch::Account(_), _)), false) => true,
             _ => false,
         };
-        let (Some(found), Some(account), Some(registered), true) =
-            (found, account, registered, accepted)
-        else {
+        let (Some((found, registered)), true) = (found, accepted) else {
             // The failure counts against the accounts registered to the caller ID.
             let on_phone = match self.caller.number() {
                 Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
@@ -799,11 +817,28 @@ impl Flow<'_> {
         };
 
         self.ctx.metrics.verification("code", true);
+        if self
+            .call
+            .account_id
+            .as_ref()
+            .is_some_and(|earlier| *earlier != registered.id)
+        {
+            // Factors prove something about the account they were proven for: the earlier
+            // account's caller ID match, authenticator or answers say nothing about this one.
+            // Start afresh, as if this code were the call's first.
+            self.call.factors = Default::default();
+            self.call.caller_id_match = false;
+            self.call.verified_at = None;
+            // Step-ups were offered to the earlier account; this one has not had its chance.
+            self.call.state.stepped_up.clear();
+            self.note("account switched", None);
+            self.log("another account identified: earlier factors dropped");
+        }
         let caller_matches = self
             .caller
             .number()
             .is_some_and(|n| n.as_str() == registered.phone);
-        self.call.account_id = Some(account);
+        self.call.account_id = Some(registered.id);
         self.call.caller_id_match = caller_matches;
         if caller_matches && !self.call.stir_discredits_caller_id() {
             self.call.factors.add(Proof::CallerId);

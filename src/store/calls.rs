@@ -63,7 +63,9 @@ impl FlowState {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpeechRecord {
     pub text: String,
-    pub asr_confidence: f64,
+    /// The gateway's recognition confidence, when it sent one.
+    #[serde(default)]
+    pub asr_confidence: Option<f64>,
     pub department: Option<String>,
     pub probability: f64,
     pub routed: bool,

@@ -117,8 +117,9 @@ pub struct VoiceParams {
 #[derive(Clone)]
 pub struct Speech {
     pub text: String,
-    /// Twilio's recognition confidence, 0-1 (0 when absent or malformed).
-    pub confidence: f64,
+    /// The gateway's recognition confidence, 0-1; `None` when it sent none (some gateways
+    /// never do) or nothing readable as a number.
+    pub confidence: Option<f64>,
 }
 
 impl std::fmt::Debug for Speech {
@@ -148,7 +149,7 @@ impl Speech {
             .get("Confidence")
             .and_then(|c| c.trim().parse::<f64>().ok())
             .filter(|c| c.is_finite())
-            .map_or(0.0, |c| c.clamp(0.0, 1.0));
+            .map(|c| c.clamp(0.0, 1.0));
         Some(Self { text, confidence })
     }
 }

@@ -594,6 +594,7 @@ impl Checker<'_> {
                 "on_no_input",
                 "speech",
                 "min_confidence",
+                "min_gateway_confidence",
             ],
             "verify" => &[
                 "prompt",
@@ -954,11 +955,28 @@ impl Checker<'_> {
             Some(m) => *m.get_ref(),
             None => 0.6,
         };
+        let min_gateway_confidence = match &c.raw.min_gateway_confidence {
+            Some(m) if !(0.0..=1.0).contains(m.get_ref()) => {
+                self.error(
+                    m.span(),
+                    "min_gateway_confidence must be between 0 and 1".into(),
+                );
+                super::model::DEFAULT_MIN_GATEWAY_CONFIDENCE
+            }
+            Some(m) => *m.get_ref(),
+            None => super::model::DEFAULT_MIN_GATEWAY_CONFIDENCE,
+        };
         if !on {
             if let Some(m) = &c.raw.min_confidence {
                 self.warning(
                     m.span(),
                     "min_confidence has no effect without speech = true".into(),
+                );
+            }
+            if let Some(m) = &c.raw.min_gateway_confidence {
+                self.warning(
+                    m.span(),
+                    "min_gateway_confidence has no effect without speech = true".into(),
                 );
             }
             return None;
@@ -994,7 +1012,10 @@ impl Checker<'_> {
                 ),
             );
         }
-        Some(super::model::SpeechMenu { min_confidence })
+        Some(super::model::SpeechMenu {
+            min_confidence,
+            min_gateway_confidence,
+        })
     }
 
     fn keypad_key(&mut self, key: &Name) {
@@ -1292,6 +1313,10 @@ impl RawStep {
         add(
             "min_confidence",
             self.min_confidence.as_ref().map(|v| v.span()),
+        );
+        add(
+            "min_gateway_confidence",
+            self.min_gateway_confidence.as_ref().map(|v| v.span()),
         );
         add("factor", self.factor.as_ref().map(|v| v.span()));
         add("question", self.question.as_ref().map(|v| v.span()));

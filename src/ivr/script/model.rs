@@ -63,7 +63,16 @@ pub struct Department {
 pub struct SpeechMenu {
     /// Below this classifier probability the caller is asked again and may use the keys.
     pub min_confidence: f64,
+    /// Below this recognition confidence of the gateway's own (`Confidence`) the transcript is
+    /// not routed, however sure the classifier is: the caller is asked again, as when unsure. A
+    /// gateway that sends no confidence leaves the classifier alone to decide.
+    pub min_gateway_confidence: f64,
 }
+
+/// `min_gateway_confidence` of a speech menu that sets none: a transcript the recogniser itself
+/// rates below even odds is too likely misheard to route a call on, while clear speech
+/// (typically 0.8 and above on Twilio) passes.
+pub const DEFAULT_MIN_GATEWAY_CONFIDENCE: f64 = 0.5;
 
 /// Settings of a step that waits for keys.
 #[derive(Debug, Clone, Serialize)]

@@ -119,6 +119,7 @@ pub struct RawStep {
     // menu: listen for speech as well as keys
     pub speech: Option<Spanned<bool>>,
     pub min_confidence: Option<Spanned<f64>>,
+    pub min_gateway_confidence: Option<Spanned<f64>>,
     // verify
     pub factor: Option<Name>,
     pub question: Option<Name>,
