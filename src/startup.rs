@@ -133,6 +133,12 @@ pub fn app(state: AppState) -> Router {
         }))
         .load_shed()
         .concurrency_limit(state.settings.max_in_flight.max(1));
+    let intake = Arc::new(crate::intake::Intake::new(
+        state.settings.body_read_timeout,
+        MAX_BODY_BYTES,
+        state.settings.max_body_reads_per_address,
+        state.ivr.metrics.clone(),
+    ));
     // Generated from the code once, at start; public, since it describes the API, not data.
     let openapi: Arc<str> = crate::openapi::json().into();
     Router::new()
@@ -154,6 +160,12 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(shed)
+        // Outside the in-flight limit: a body is read (or refused) before its request takes a
+        // place, so slow senders hold none (see `crate::intake`).
+        .layer(axum::middleware::from_fn_with_state(
+            intake,
+            crate::intake::read_body,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
         .with_state(state)
@@ -265,10 +277,14 @@ pub async fn serve(
         hub.close();
     };
     let hangup = reload_keys_on_sighup(&state);
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving");
+    // The peer's address is what `crate::intake` caps unfinished bodies per.
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving");
     watcher.abort();
     purger.abort();
     routing.abort();

@@ -3,3 +3,113 @@
 
 #[allow(unused_imports)]
 use super::*;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// How long an answer that must come "at once" may take on a loaded test machine.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// A connection from `from` that announces a 60000-byte webhook body, sends one byte of it and
+/// stalls: the slow-body flood of hole 3.
+async fn stalled_body(app: &TestApp, from: IpAddr) -> TcpStream {
+    let host = app.addr.trim_start_matches("http://");
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut stream = socket.connect(host.parse().unwrap()).await.unwrap();
+    let head = format!(
+        "POST /twilio/voice HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nC"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Whatever the server sends on `stream` until it closes it (bounded by `PROMPTLY`).
+async fn answer_of(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    match tokio::time::timeout(PROMPTLY, stream.read_to_end(&mut got)).await {
+        Ok(_) => String::from_utf8_lossy(&got).into_owned(),
+        Err(_) => panic!(
+            "no answer within {PROMPTLY:?}; received so far: {:?}",
+            String::from_utf8_lossy(&got)
+        ),
+    }
+}
+
+/// True while the server has sent nothing on `stream` and not closed it.
+fn unanswered(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+#[tokio::test]
+async fn hole3_slow_bodies_hold_no_in_flight_place_and_webhooks_still_answer() {
+    let app = TestApp::spawn_with(|s| {
+        s.max_in_flight = 8;
+        // Long enough that the flood is surely still open while the calls below are answered.
+        s.body_read_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut flood = Vec::new();
+    for _ in 0..30 {
+        flood.push(stalled_body(&app, LOCALHOST).await);
+    }
+    for _ in 0..5 {
+        let doc = tokio::time::timeout(PROMPTLY, Caller::new(&app, PHONE).dial())
+            .await
+            .expect("a signed webhook is answered promptly during a slow-body flood");
+        assert!(doc.gather().is_some(), "{}", doc.xml);
+    }
+    // The calls were answered while every slow body was still being waited for.
+    assert!(
+        flood.iter().all(unanswered),
+        "the flood was still open while the calls were answered"
+    );
+}
+
+#[tokio::test]
+async fn hole3_a_body_slower_than_the_deadline_gets_408_and_the_connection_closes() {
+    let app = TestApp::spawn_with(|s| s.body_read_timeout = Duration::from_millis(300)).await;
+    let mut slow = stalled_body(&app, LOCALHOST).await;
+    let answer = answer_of(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // And the server is as responsive as before.
+    Caller::new(&app, PHONE).dial().await;
+}
+
+#[tokio::test]
+async fn hole3_one_address_cannot_hold_more_than_its_share_of_body_reads() {
+    let app = TestApp::spawn_with(|s| {
+        s.max_body_reads_per_address = 4;
+        s.body_read_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(stalled_body(&app, LOCALHOST).await);
+    }
+    // The fifth from the same address is refused at once, not after the deadline.
+    let mut fifth = stalled_body(&app, LOCALHOST).await;
+    let answer = answer_of(&mut fifth).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // Another address (as Twilio's many are) is not touched by this one's cap.
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    let endpoint = Endpoint {
+        addr: app.addr.clone(),
+        http: reqwest::Client::builder()
+            .local_address(other)
+            .build()
+            .unwrap(),
+    };
+    let doc = tokio::time::timeout(PROMPTLY, Caller::new(&endpoint, PHONE).dial())
+        .await
+        .expect("a webhook from another address is answered");
+    assert!(doc.gather().is_some(), "{}", doc.xml);
+    assert!(held.iter().all(unanswered));
+}
