@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -123,7 +122,6 @@ fn load_scripts(store: &Store, settings: &Settings) -> anyhow::Result<Catalog> {
 
 /// The whole HTTP application, so tests can drive it with `oneshot` as well as over TCP.
 pub fn app(state: AppState) -> Router {
-    let sounds = ServeDir::new(&state.settings.sounds_dir);
     // Load shedding: at the limit a request is refused at once with 503, instead of queueing
     // until every caller's silence grows past Twilio's 15 s.
     let shed = ServiceBuilder::new()
@@ -152,7 +150,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::agent::routes::router())
         .merge(crate::admin::router())
         .merge(crate::web::router())
-        .nest_service("/sounds", sounds)
+        // Only the recordings the sound index knows (`crate::ivr::sounds`).
+        .route("/sounds/{language}/{file}", get(crate::ivr::sounds::serve))
         .layer(axum::middleware::map_response(crate::web::headers::nosniff))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -113,3 +113,110 @@ async fn hole3_one_address_cannot_hold_more_than_its_share_of_body_reads() {
     assert!(doc.gather().is_some(), "{}", doc.xml);
     assert!(held.iter().all(unanswered));
 }
+
+/// A minimal valid PCM WAV: 8 kHz mono 16-bit, `samples` samples of silence.
+fn wav(samples: u32) -> Vec<u8> {
+    let data_len = samples * 2;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.resize(out.len() + data_len as usize, 0);
+    out
+}
+
+#[tokio::test]
+async fn hole7_sounds_serves_only_the_indexed_audio_files() {
+    let sounds = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let pl = sounds.path().join("pl-PL");
+    std::fs::create_dir_all(&pl).unwrap();
+    let greeting = wav(800);
+    std::fs::write(pl.join("greeting.wav"), &greeting).unwrap();
+    std::fs::write(
+        pl.join("evil.html"),
+        b"<html><script>alert(document.cookie)</script></html>",
+    )
+    .unwrap();
+    std::fs::write(pl.join("README.md"), b"# notes").unwrap();
+    std::fs::write(sounds.path().join("README.md"), b"# notes").unwrap();
+    // Files outside the directory, reached through symlinks named like recordings.
+    std::fs::write(outside.path().join("secret.wav"), b"RIFF secret outside").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.wav"), pl.join("leak.wav")).unwrap();
+    std::fs::create_dir_all(outside.path().join("lang")).unwrap();
+    std::fs::write(outside.path().join("lang/x.wav"), b"RIFF other outside").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("lang"), sounds.path().join("en-US")).unwrap();
+    let dir = sounds.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.sounds_dir = dir).await;
+
+    let url = |path: &str| format!("{}/sounds/{path}", app.addr);
+    let r = app
+        .http
+        .get(url("pl-PL/greeting.wav"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type == "audio/wav" || content_type == "audio/x-wav",
+        "{content_type}"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), greeting.as_slice());
+    // What Twilio may ask besides a plain GET: HEAD, and a range.
+    let r = app
+        .http
+        .head(url("pl-PL/greeting.wav"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"].to_str().unwrap(),
+        greeting.len().to_string()
+    );
+    let r = app
+        .http
+        .get(url("pl-PL/greeting.wav"))
+        .header("Range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"RIFF");
+
+    for path in [
+        "pl-PL/evil.html",
+        "pl-PL/README.md",
+        "README.md",
+        "pl-PL/leak.wav",
+        "en-US/x.wav",
+        "pl-PL/",
+        "pl-PL",
+        "",
+        "pl-PL/%2e%2e/README.md",
+        "pl-PL/greeting.wav/",
+    ] {
+        let r = app.http.get(url(path)).send().await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 404, "/sounds/{path}: {body}");
+        assert!(
+            !body.contains("<script>") && !body.contains("outside") && !body.contains("# notes"),
+            "/sounds/{path}: {body}"
+        );
+    }
+    // Nor does a call ever play a file from outside the directory.
+    assert_eq!(app.state.ivr.sounds.file("pl-PL", "leak.wav"), None);
+    assert_eq!(app.state.ivr.sounds.file("en-US", "x.wav"), None);
+}
