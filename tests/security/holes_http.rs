@@ -220,3 +220,71 @@ async fn hole7_sounds_serves_only_the_indexed_audio_files() {
     assert_eq!(app.state.ivr.sounds.file("pl-PL", "leak.wav"), None);
     assert_eq!(app.state.ivr.sounds.file("en-US", "x.wav"), None);
 }
+
+/// A login POST with these extra headers.
+async fn login_with(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = client
+        .post(format!("{}/login", app.addr))
+        .form(&[("token", token), ("next", "/admin")]);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn hole8_login_from_a_foreign_origin_or_referer_is_refused() {
+    let app = TestApp::spawn().await;
+    let admin = app.user("admin", Role::Admin);
+    for headers in [
+        vec![("Origin", "https://evil.example")],
+        vec![("Referer", "https://evil.example/phish")],
+        // Same host, another scheme or port: another origin.
+        vec![("Origin", "http://callgate.example")],
+        vec![("Origin", "https://callgate.example:8443")],
+        vec![("Referer", "https://callgate.example.evil.example/login")],
+        // A sandboxed frame or a data: URL posts with an opaque origin.
+        vec![("Origin", "null")],
+        // A foreign Origin is not excused by a Referer that looks right.
+        vec![
+            ("Origin", "https://evil.example"),
+            ("Referer", "https://callgate.example/login"),
+        ],
+        // Nor by a browser's word that the post came from a sibling site.
+        vec![
+            ("Origin", "https://callgate.example"),
+            ("Sec-Fetch-Site", "same-site"),
+        ],
+    ] {
+        let r = login_with(&app, &admin, &headers).await;
+        assert_eq!(r.status(), 403, "{headers:?}");
+        assert!(r.headers().get("set-cookie").is_none(), "{headers:?}");
+    }
+    for headers in [
+        vec![("Origin", "https://callgate.example")],
+        vec![("Origin", "https://callgate.example:443")],
+        vec![("Referer", "https://callgate.example/login?next=%2Fadmin")],
+        vec![
+            ("Origin", "https://callgate.example"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        // A browser that withholds the origin (Referrer-Policy no-referrer) but vouches for it.
+        vec![("Origin", "null"), ("Sec-Fetch-Site", "same-origin")],
+        // A client that is not a browser sends neither.
+        vec![],
+    ] {
+        let r = login_with(&app, &admin, &headers).await;
+        assert_eq!(r.status(), 303, "{headers:?}");
+        assert!(
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("cg_session="),
+            "{headers:?}"
+        );
+    }
+}
