@@ -10,6 +10,12 @@ use crate::verify::Limits;
 
 /// A screen-pop URL opens for 10 minutes after the hand-off.
 pub const DEFAULT_POP_URL_TTL: Duration = Duration::from_secs(600);
+/// Twilio sends a webhook's few hundred bytes at once; a body still arriving after this long is
+/// someone holding the server, not Twilio.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Unfinished request bodies one client address may have at once. Twilio's bodies arrive at
+/// once (and from many addresses), so it never comes near this.
+pub const DEFAULT_MAX_BODY_READS_PER_ADDRESS: usize = 64;
 
 #[derive(Clone, Default)]
 pub struct TwilioTokens(Vec<String>);
@@ -115,6 +121,12 @@ pub struct Settings {
     /// Requests served at once; beyond it the server answers 503 at once (Twilio then tries the
     /// number's fallback URL) rather than letting every caller's wait grow.
     pub max_in_flight: usize,
+    /// How long a request's body may take to arrive; a slower one gets 408. Bodies are read
+    /// before a request takes one of `max_in_flight`'s places, so a slow sender holds none.
+    pub body_read_timeout: Duration,
+    /// Request bodies one client address may be sending at once (0: no cap); beyond it, 429 at
+    /// once. Behind a proxy every request comes from the proxy's address: see README.
+    pub max_body_reads_per_address: usize,
     /// The CRM webhook, if one is configured.
     pub crm_webhook: Option<CrmWebhook>,
     /// Origins allowed to frame `/pop/{token}` (a CRM, Flex's CRM container).
@@ -150,6 +162,8 @@ impl Settings {
             taskrouter_workflow_sid: None,
             limits: Limits::default(),
             max_in_flight: 512,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_body_reads_per_address: DEFAULT_MAX_BODY_READS_PER_ADDRESS,
             crm_webhook: None,
             crm_frame_origins: Vec::new(),
             pop_url_ttl: DEFAULT_POP_URL_TTL,

@@ -8,6 +8,7 @@
 //! - `store/`: SQLite storage.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+//! - `startup`, `intake`: the application's layers; bodies are read before the in-flight limit.
 //! - `web/`: browser sessions, HTML pages and their assets, security headers.
 //! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod intake;
 pub mod ivr;
 pub mod loadtest;
 pub mod metrics;

@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -124,7 +123,6 @@ fn load_scripts(store: &Store, settings: &Settings) -> anyhow::Result<Catalog> {
 
 /// The whole HTTP application, so tests can drive it with `oneshot` as well as over TCP.
 pub fn app(state: AppState) -> Router {
-    let sounds = ServeDir::new(&state.settings.sounds_dir);
     // Load shedding: at the limit a request is refused at once with 503, instead of queueing
     // until every caller's silence grows past Twilio's 15 s.
     let shed = ServiceBuilder::new()
@@ -134,6 +132,12 @@ pub fn app(state: AppState) -> Router {
         }))
         .load_shed()
         .concurrency_limit(state.settings.max_in_flight.max(1));
+    let intake = Arc::new(crate::intake::Intake::new(
+        state.settings.body_read_timeout,
+        MAX_BODY_BYTES,
+        state.settings.max_body_reads_per_address,
+        state.ivr.metrics.clone(),
+    ));
     // Generated from the code once, at start; public, since it describes the API, not data.
     let openapi: Arc<str> = crate::openapi::json().into();
     Router::new()
@@ -147,7 +151,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::agent::routes::router())
         .merge(crate::admin::router())
         .merge(crate::web::router())
-        .nest_service("/sounds", sounds)
+        // Only the recordings the sound index knows (`crate::ivr::sounds`).
+        .route("/sounds/{language}/{file}", get(crate::ivr::sounds::serve))
         .layer(axum::middleware::map_response(crate::web::headers::nosniff))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -155,6 +160,12 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(shed)
+        // Outside the in-flight limit: a body is read (or refused) before its request takes a
+        // place, so slow senders hold none (see `crate::intake`).
+        .layer(axum::middleware::from_fn_with_state(
+            intake,
+            crate::intake::read_body,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
         .with_state(state)
@@ -266,10 +277,14 @@ pub async fn serve(
         hub.close();
     };
     let hangup = reload_keys_on_sighup(&state);
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving");
+    // The peer's address is what `crate::intake` caps unfinished bodies per.
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving");
     watcher.abort();
     purger.abort();
     routing.abort();

@@ -45,6 +45,14 @@ pub struct ServeArgs {
     /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
     #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// How long a request's body may take to arrive (e.g. 2s); slower gets 408. Bodies are read
+    /// before a request counts against --max-in-flight.
+    #[arg(long, env = "CALLGATE_BODY_READ_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Request bodies one client address may be sending at once (0: no cap); beyond it, 429.
+    /// Behind a proxy that does not buffer request bodies, set 0 (see README).
+    #[arg(long, env = "CALLGATE_MAX_BODY_READS_PER_ADDRESS", default_value_t = crate::config::DEFAULT_MAX_BODY_READS_PER_ADDRESS)]
+    pub max_body_reads_per_address: usize,
     /// POST each hand-off's screen-pop as JSON to this URL (signed; see README).
     #[arg(long, env = "CALLGATE_CRM_WEBHOOK_URL")]
     pub crm_webhook_url: Option<String>,
@@ -180,6 +188,10 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&args.pop_url_ttl),
         "CALLGATE_POP_URL_TTL must be between 30s and 24h"
     );
+    anyhow::ensure!(
+        (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&args.body_read_timeout),
+        "CALLGATE_BODY_READ_TIMEOUT must be between 100ms and 60s"
+    );
     let settings = Settings {
         listen: bound,
         public_url,
@@ -196,6 +208,8 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
         limits: args.limits.limits(),
         max_in_flight: args.max_in_flight,
+        body_read_timeout: args.body_read_timeout,
+        max_body_reads_per_address: args.max_body_reads_per_address,
         crm_webhook,
         crm_frame_origins,
         pop_url_ttl: args.pop_url_ttl,

@@ -198,12 +198,45 @@ fn session_cookie_header(state: &AppState, id: &str, max_age_secs: i64) -> Optio
     .ok()
 }
 
-/// A browser tells with `Sec-Fetch-Site` when a form was posted from another site; such posts
-/// are refused (this stops login CSRF, where SameSite cannot help: there is no cookie yet).
-fn cross_site(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
+/// Whether a login post came from callgate's own page (login CSRF, where SameSite cannot help:
+/// there is no cookie yet). A browser says where a post comes from in three headers, any of
+/// which a page cannot forge:
+///
+/// - `Sec-Fetch-Site`: anything but `same-origin` (or `none`, typed by the user) is refused;
+/// - `Origin`: must be the public URL's origin (scheme, host and port). `null` is accepted only
+///   with `Sec-Fetch-Site: same-origin`: callgate's pages send no referrer, so browsers post
+///   from its own login form with `Origin: null`, and a sandboxed frame elsewhere, which also
+///   posts as `null`, is `cross-site`;
+/// - `Referer`, when there is no `Origin`: its origin must be the public URL's.
+///
+/// A request with none of them is accepted: every current browser sends `Origin` with a POST,
+/// so it comes from a client that is not a browser (a script holding the token), which no other
+/// site can drive.
+fn from_own_page(headers: &HeaderMap, public_url: &str) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let origin_of = |url: &str| {
+        url::Url::parse(url)
+            .ok()
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+    };
+    let public = origin_of(public_url);
+    let is_public = |sent: &str| public.is_some() && origin_of(sent) == public;
+    let fetch_site = header("sec-fetch-site");
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return false;
+    }
+    if headers.contains_key(header::ORIGIN) {
+        return match header("origin") {
+            Some("null") => fetch_site == Some("same-origin"),
+            Some(origin) => is_public(origin),
+            None => false,
+        };
+    }
+    if headers.contains_key(header::REFERER) {
+        return header("referer").is_some_and(is_public);
+    }
+    true
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -249,7 +282,8 @@ pub async fn login(
     headers: HeaderMap,
     Form(mut form): Form<LoginForm>,
 ) -> Response {
-    if cross_site(&headers) {
+    if !from_own_page(&headers, &state.settings.public_url) {
+        tracing::warn!("web login refused: posted from another site's page");
         return templates::error_page(
             StatusCode::FORBIDDEN,
             "Log in from callgate's own page.",
@@ -394,6 +428,48 @@ mod tests {
         assert!(session_cookie(&headers).is_none());
         headers.insert(header::COOKIE, HeaderValue::from_static("cg_sessionx=1"));
         assert!(session_cookie(&headers).is_none());
+    }
+
+    #[test]
+    fn a_login_post_must_come_from_the_public_urls_origin() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        // A public URL with a path prefix has the origin of its host.
+        let public = "https://example.com/callgate";
+        assert!(from_own_page(
+            &headers(&[("origin", "https://example.com")]),
+            public
+        ));
+        assert!(from_own_page(
+            &headers(&[("referer", "https://example.com/callgate/login")]),
+            public
+        ));
+        assert!(from_own_page(
+            &headers(&[("sec-fetch-site", "none")]),
+            public
+        ));
+        assert!(!from_own_page(
+            &headers(&[("origin", "https://example.com.evil.example")]),
+            public
+        ));
+        assert!(!from_own_page(
+            &headers(&[("origin", "null"), ("sec-fetch-site", "none")]),
+            public
+        ));
+        // A public URL that names no origin matches nothing a browser sends.
+        assert!(!from_own_page(
+            &headers(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+            "not a url"
+        ));
+        assert!(!from_own_page(
+            &headers(&[("origin", "https://example.com")]),
+            "not a url"
+        ));
     }
 
     #[test]
