@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::{BoxError, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -131,7 +132,11 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE
         }))
         .load_shed()
-        .concurrency_limit(state.settings.max_in_flight.max(1));
+        // One count shared by every route: `Router::layer` applies a layer to each route on its
+        // own, and a plain `concurrency_limit` would then count per route.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.settings.max_in_flight.max(1),
+        ));
     let intake = Arc::new(crate::intake::Intake::new(
         state.settings.body_read_timeout,
         MAX_BODY_BYTES,

@@ -42,7 +42,9 @@ fn root() -> PathBuf {
 fn test(extra: &[String]) -> Result<ExitCode, String> {
     setup()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    without_run_environment(&mut command);
+    let status = command
         .current_dir(root())
         .args(["test", "--locked", "--no-fail-fast"])
         .args(extra)
@@ -53,6 +55,39 @@ fn test(extra: &[String]) -> Result<ExitCode, String> {
         Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// `cargo run` gives the program it runs its package's variables and a library path into the
+/// target directory; a build started from here with them would see another environment than
+/// one started from the shell, and rebuild crates whose build scripts watch it.
+fn without_run_environment(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "RUST_RECURSION_COUNT"
+            )
+        {
+            command.env_remove(key);
+        }
+    }
+    if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        let target = root().join("target");
+        let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+            .filter(|p| !p.starts_with(&target) && !p.to_string_lossy().contains("/rustlib/"))
+            .collect();
+        if kept.is_empty() {
+            command.env_remove("LD_LIBRARY_PATH");
+        } else if let Ok(joined) = std::env::join_paths(kept) {
+            command.env("LD_LIBRARY_PATH", joined);
+        }
+    }
 }
 
 fn setup() -> Result<ExitCode, String> {
