@@ -3,8 +3,6 @@
 //! calls. The statements are not listed by hand: a traced connection records whatever the
 //! flow actually executes, and each is then explained.
 
-mod common;
-
 use std::sync::Mutex;
 
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
@@ -12,7 +10,7 @@ use callgate::ivr::flow::{self, Event};
 use callgate::store::users::{self, Role};
 use callgate::store::{calls, now_ms};
 use callgate::twilio::webhook::VoiceParams;
-use common::*;
+use crate::common::*;
 
 /// (statement as written, statement with its parameters filled in)
 static EXECUTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());

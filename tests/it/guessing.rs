@@ -11,13 +11,11 @@
 //! (8 digits, valid 30 minutes, once), or TOTP; an attacker who can spoof the one right number
 //! for the account a random guess happened to hit is outside what keypad limits can stop.
 
-mod common;
-
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
 use callgate::ivr::flow::{self, Event};
 use callgate::store::users::Role;
 use callgate::twilio::webhook::VoiceParams;
-use common::*;
+use crate::common::*;
 use rand::{Rng, SeedableRng};
 
 const ACCOUNTS: u64 = 100_000;

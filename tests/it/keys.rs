@@ -2,8 +2,6 @@
 //! re-encrypted at once, code hashes re-keyed on their next use, an old key retired only once
 //! nothing uses it; and a wrong or damaged key file stopping the server with a clear error.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,8 +11,8 @@ use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region}
 use callgate::store::accounts::{self, NewAccount};
 use callgate::store::{Store, call_codes, knowledge, now_ms};
 use callgate::verify::{Keyring, totp};
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const ASK_TOTP: &str = "aplikacji uwierzytelniającej";

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use callgate::twilio::twiml::{Dial, DialTarget, Response, Verb};
 
-const SHIPPED: &str = include_str!("../../ivr-scripts/default.toml");
+const SHIPPED: &str = include_str!("../../../ivr-scripts/default.toml");
 
 /// The problems the admin API's checker reports for `source`.
 async fn check(app: &TestApp, source: &str) -> Vec<Value> {

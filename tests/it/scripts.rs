@@ -2,10 +2,8 @@
 //! audit), the simulator, the second example script (language choice, knowledge question,
 //! step-up), and the `callgate script` / `callgate audit` commands. Real server, real SQLite.
 
-mod common;
-
 use callgate::store::users::Role;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const JAN_PHONE: &str = "+48601234567";

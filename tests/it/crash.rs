@@ -3,11 +3,9 @@
 //! (Answering a webhook before its group commit was written is caught by the second test: a
 //! deliberate 5 ms gap between answer and commit fails it at once.)
 
-mod common;
-
 use callgate::store::users::Role;
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const ASK_TOTP: &str = "aplikacji uwierzytelniającej";

@@ -1,9 +1,7 @@
 //! A short smoke run of the load generator (correctness only: no timing is asserted).
 
-mod common;
-
 use callgate::loadtest::{self, Plan, fixtures};
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn the_generator_plays_every_path_without_errors() {

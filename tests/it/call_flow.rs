@@ -1,10 +1,8 @@
 //! Whole calls played the way Twilio plays them, against a real server with a real SQLite file.
 
-mod common;
-
 use callgate::store::users::Role;
 use callgate::twilio::twiml::{DialTarget, Verb};
-use common::*;
+use crate::common::*;
 
 const ASK_CODE: &str = "Wpisz swój kod klienta";
 const WRONG_CODE: &str = "Nie udało się potwierdzić tego kodu.";

@@ -2,11 +2,9 @@
 //! Agents tabs call): admins only, every change audited in the same transaction, and no hash
 //! or secret ever in an answer or in the audit trail except the one answer that makes it.
 
-mod common;
-
 use callgate::store::audit;
 use callgate::store::users::Role;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// The audit trail about accounts and users as one string (the shipped scripts' import is

@@ -3,8 +3,6 @@
 //! queue statuses, the signed `/pop/{token}` URL, the CRM webhook and the pop URL in every
 //! hand-off variant.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +12,8 @@ use axum::routing::post;
 use callgate::config::CrmWebhook;
 use callgate::store::users::Role;
 use callgate::twilio::twiml::{DialTarget, Verb};
-use common::agent::*;
-use common::*;
+use crate::common::agent::*;
+use crate::common::*;
 
 /// How long an expected event may take here. Generous: these tests share two cores with the
 /// rest of the suite; the one-second promise is measured by the browser test and printed here.

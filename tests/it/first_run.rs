@@ -1,11 +1,9 @@
 //! The README's first experience: `callgate serve --demo`, then `callgate call` against it.
 
-mod common;
-
 use std::process::Command;
 
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 
 fn after<'a>(line: &'a str, marker: &str) -> &'a str {
     line.split(marker)

@@ -1,8 +1,6 @@
 //! `callgate backup` while the server answers calls, and the documented restore.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_to_a_working_server() {

@@ -1,9 +1,7 @@
 //! Personal data: an account's export, forgetting it (counts stay true), and the retention purge.
 
-mod common;
-
 use callgate::store::users::Role;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const PHONE: &str = "+48611222333";

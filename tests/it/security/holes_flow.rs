@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use callgate::store::accounts::{self, NewAccount};
 use callgate::store::now_ms;
-use common::process::ServerProcess;
+use crate::common::process::ServerProcess;
 use serde_json::Value;
 
 /// Registers a test account (`callgate account add --test`, as the demo accounts are).

@@ -3,15 +3,13 @@
 //! risk flags; the agent records an outcome (checked in the database); an agent of another
 //! department sees nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use callgate::store::users::Role;
 use callgate::twilio::{signature, twiml};
-use common::agent::{JAN_CODE, JAN_PHONE};
-use common::browser::Browser;
-use common::{AUTH_TOKEN, Caller, TestApp};
+use crate::common::agent::{JAN_CODE, JAN_PHONE};
+use crate::common::browser::Browser;
+use crate::common::{AUTH_TOKEN, Caller, TestApp};
 
 /// Posts a webhook signed for the server's own URL (this server has no proxy in front, so
 /// the browser's cookies are not `Secure`) and returns the `<Gather>` action of the answer.

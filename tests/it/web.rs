@@ -1,16 +1,14 @@
 //! The browser side: login sessions, their cookie, CSRF, page access by role, security headers,
 //! then the same flows in headless Chromium.
 
-mod common;
-
 use axum::Router;
 use axum::routing::post;
 use callgate::agent::auth::AuthUser;
 use callgate::store::sessions;
 use callgate::store::users::{self, Role};
 use callgate::web::headers::CONTENT_SECURITY_POLICY;
-use common::browser::Browser;
-use common::{TestApp, callgate_cli, contains};
+use crate::common::browser::Browser;
+use crate::common::{TestApp, callgate_cli, contains};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 /// A client that shows redirects instead of following them, and keeps no cookies.

@@ -1,23 +1,17 @@
 //! The webhook boundary and the guessing limits: forged or malformed requests, lockouts across
 //! calls, races on single-use secrets, and what the database must never hold.
 
-mod common;
-
 // The hostile review's holes (issue 11), one file per area.
-#[path = "security/holes_checker.rs"]
 mod holes_checker;
-#[path = "security/holes_data.rs"]
 mod holes_data;
-#[path = "security/holes_flow.rs"]
 mod holes_flow;
-#[path = "security/holes_http.rs"]
 mod holes_http;
 
 use std::time::Duration;
 
 use callgate::store::users::Role;
 use callgate::twilio::signature;
-use common::*;
+use crate::common::*;
 
 const WRONG_CODE: &str = "Nie udało się potwierdzić tego kodu.";
 const WRONG_TOTP: &str = "Ten kod jest nieprawidłowy.";

@@ -1,10 +1,8 @@
 //! Reports computed from calls played through the webhooks: JSON, CSV, the terminal, and the
 //! server-drawn page.
 
-mod common;
-
 use callgate::store::users::Role;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn report(app: &TestApp, token: &str, query: &str) -> (u16, String) {

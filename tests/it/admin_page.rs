@@ -3,15 +3,13 @@
 //! hears the new greeting in the page's call simulator, and real calls get it too. Then the
 //! Accounts and Agents tabs.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use callgate::store::users::Role;
 use callgate::twilio::client::CallLeg;
 use callgate::twilio::{signature, twiml};
-use common::browser::{Browser, WAIT};
-use common::*;
+use crate::common::browser::{Browser, WAIT};
+use crate::common::*;
 use fantoccini::Locator;
 
 const NEW_GREETING: &str = "Witamy w nowej linii callgate.";

@@ -1,13 +1,11 @@
 //! What the server logs, read from the real process at the most verbose level: never keypad
 //! digits, codes, TOTP values, secrets or tokens; phone numbers only masked.
 
-mod common;
-
 use std::time::Duration;
 
 use callgate::store::users::Role;
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 
 #[tokio::test]
 async fn logs_hold_no_secret_and_no_full_phone_number() {

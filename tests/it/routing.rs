@@ -1,10 +1,8 @@
 //! Speech routing learns from what agents confirm: words no script phrase knows are routed
 //! after `callgate routing train`, without a restart.
 
-mod common;
-
 use callgate::store::users::Role;
-use common::*;
+use crate::common::*;
 
 const BILINGUAL: &str = "+48225550100";
 

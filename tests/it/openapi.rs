@@ -1,9 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI description generated from the code documents every
 //! route the routers register, with its methods.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Every (method, path) of the JSON API and the documented non-`/api` endpoints, as the routers
