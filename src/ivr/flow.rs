@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use rusqlite::Connection;
 
 use super::script::model::SpeechMenu;
-use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
+use super::script::{Catalog, Challenge, PopFields, Script, Step, Via};
 use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
@@ -29,7 +29,7 @@ use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
 use crate::twilio::webhook::{Speech, VoiceParams};
-use crate::verify::{AssuranceLevel, Factor as Proof, Keyring, Limits, LiveKeyring, totp};
+use crate::verify::{AssuranceLevel, Factor, Keyring, Limits, LiveKeyring, totp};
 
 /// Flex caps task attributes at 1024 characters.
 const TASK_ATTRIBUTES_MAX: usize = 1024;
@@ -261,7 +261,7 @@ enum CodeMatch {
 }
 
 /// How a verify step's check came out.
-enum Checked {
+enum Attempt {
     Passed,
     Failed { number_locked: bool },
 }
@@ -446,14 +446,14 @@ impl Flow<'_> {
     }
 
     /// Whether a verify step can ask its factor of this call.
-    fn factor_available(&self, factor: &Factor) -> anyhow::Result<bool> {
+    fn factor_available(&self, factor: &Challenge) -> anyhow::Result<bool> {
         let Some(account) = &self.call.account_id else {
-            return Ok(matches!(factor, Factor::Code));
+            return Ok(matches!(factor, Challenge::Code));
         };
         Ok(match factor {
-            Factor::Code => true,
-            Factor::Totp => accounts::get(self.conn, account)?.is_some_and(|a| a.has_totp),
-            Factor::Knowledge { question, .. } => knowledge::has(self.conn, account, question)?,
+            Challenge::Code => true,
+            Challenge::Totp => accounts::get(self.conn, account)?.is_some_and(|a| a.has_totp),
+            Challenge::Knowledge { question, .. } => knowledge::has(self.conn, account, question)?,
         })
     }
 
@@ -470,9 +470,9 @@ impl Flow<'_> {
             Step::Verify { factor, prompt, .. } => {
                 prompts.push(self.prompt(prompt));
                 match factor {
-                    Factor::Code => None,
-                    Factor::Totp => Some(totp::DIGITS),
-                    Factor::Knowledge { digits, .. } => Some(*digits),
+                    Challenge::Code => None,
+                    Challenge::Totp => Some(totp::DIGITS),
+                    Challenge::Knowledge { digits, .. } => Some(*digits),
                 }
             }
             Step::Menu { prompt, .. } => {
@@ -598,29 +598,31 @@ impl Flow<'_> {
                 ..
             } => {
                 let checked = match factor {
-                    Factor::Code => self.check_code(keys)?,
-                    Factor::Totp => self.check_totp(keys)?,
-                    Factor::Knowledge { question, .. } => self.check_knowledge(question, keys)?,
+                    Challenge::Code => self.check_code(keys)?,
+                    Challenge::Totp => self.check_totp(keys)?,
+                    Challenge::Knowledge { question, .. } => {
+                        self.check_knowledge(question, keys)?
+                    }
                 };
                 let verdict = match checked {
-                    Checked::Passed => "passed",
-                    Checked::Failed { .. } => "failed",
+                    Attempt::Passed => "passed",
+                    Attempt::Failed { .. } => "failed",
                 };
                 self.note(verdict, Some(factor.as_str().to_owned()));
                 match checked {
-                    Checked::Passed => {
+                    Attempt::Passed => {
                         self.on_factor_passed()?;
                         let to = self.success_exit(on_success);
                         self.goto(&to, vec![])
                     }
-                    Checked::Failed {
+                    Attempt::Failed {
                         number_locked: true,
                     } if on_lockout.is_some() => {
                         self.call.state.return_to = None;
                         let to = on_lockout.clone().unwrap_or_default();
                         self.goto(&to, vec![])
                     }
-                    Checked::Failed { .. } => self.retry(&name),
+                    Attempt::Failed { .. } => self.retry(&name),
                 }
             }
             _ => self.resume(),
@@ -783,7 +785,7 @@ impl Flow<'_> {
 
     /// The account code or a one-time call code. Caller ID counts as a factor when it is the
     /// account's registered phone and STIR/SHAKEN did not fail.
-    fn check_code(&mut self, keys: &Keypad) -> anyhow::Result<Checked> {
+    fn check_code(&mut self, keys: &Keypad) -> anyhow::Result<Attempt> {
         let was_locked = self.number_locked()?;
         let found = if was_locked {
             None
@@ -813,7 +815,7 @@ impl Flow<'_> {
             } else {
                 "code refused"
             });
-            return Ok(Checked::Failed { number_locked });
+            return Ok(Attempt::Failed { number_locked });
         };
 
         self.ctx.metrics.verification("code", true);
@@ -841,17 +843,17 @@ impl Flow<'_> {
         self.call.account_id = Some(registered.id);
         self.call.caller_id_match = caller_matches;
         if caller_matches && !self.call.stir_discredits_caller_id() {
-            self.call.factors.add(Proof::CallerId);
+            self.call.factors.add(Factor::CallerId);
         }
         self.call.factors.add(match found {
-            CodeMatch::CallCode { .. } => Proof::CallCode,
-            CodeMatch::Account(_) => Proof::AccountCode,
+            CodeMatch::CallCode { .. } => Factor::CallCode,
+            CodeMatch::Account(_) => Factor::AccountCode,
         });
         self.log("account identified");
-        Ok(Checked::Passed)
+        Ok(Attempt::Passed)
     }
 
-    fn check_totp(&mut self, keys: &Keypad) -> anyhow::Result<Checked> {
+    fn check_totp(&mut self, keys: &Keypad) -> anyhow::Result<Attempt> {
         let account = self
             .call
             .account_id
@@ -879,8 +881,8 @@ impl Flow<'_> {
         };
         self.ctx.metrics.verification("totp", fresh);
         if fresh {
-            self.call.factors.add(Proof::Totp);
-            return Ok(Checked::Passed);
+            self.call.factors.add(Factor::Totp);
+            return Ok(Attempt::Passed);
         }
         let kind = if step.is_some() {
             FailureKind::TotpReplay
@@ -889,12 +891,12 @@ impl Flow<'_> {
         };
         let locked_now = self.fail(kind, std::slice::from_ref(&account))?;
         self.log("TOTP refused");
-        Ok(Checked::Failed {
+        Ok(Attempt::Failed {
             number_locked: number_locked || locked_now,
         })
     }
 
-    fn check_knowledge(&mut self, question: &str, keys: &Keypad) -> anyhow::Result<Checked> {
+    fn check_knowledge(&mut self, question: &str, keys: &Keypad) -> anyhow::Result<Attempt> {
         let account = self
             .call
             .account_id
@@ -907,12 +909,12 @@ impl Flow<'_> {
             && knowledge::check(self.conn, &self.keys, &account, question, keys.expose())?;
         self.ctx.metrics.verification("knowledge", right);
         if right {
-            self.call.factors.add(Proof::Knowledge);
-            return Ok(Checked::Passed);
+            self.call.factors.add(Factor::Knowledge);
+            return Ok(Attempt::Passed);
         }
         let locked_now = self.fail(FailureKind::Knowledge, std::slice::from_ref(&account))?;
         self.log("knowledge answer refused");
-        Ok(Checked::Failed {
+        Ok(Attempt::Failed {
             number_locked: number_locked || locked_now,
         })
     }
