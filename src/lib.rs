@@ -1,9 +1,10 @@
 //! callgate: verifies callers on the phone before an agent spends a second on them.
 //!
 //! Where things live:
-//! - `twilio/`: webhooks in (signature, parameters), TwiML out.
-//! - `ivr/`: the call flow and the scripts that drive it (`ivr::flow` is where a webhook
-//!   turns into TwiML).
+//! - `twilio/`: webhooks in (signature, parameters read into the engine's `CallInput`), the
+//!   engine's `Reply` out as TwiML (`twilio::render`).
+//! - `ivr/`: the call flow and the scripts that drive it (`ivr::engine` walks a script: one
+//!   webhook's input in, a `Reply` out, with no HTTP and no gateway language).
 //! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
 //! - `store/`: SQLite storage.
 //! - `agent/`: the screen-pop and the API agents read it from.

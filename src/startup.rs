@@ -26,7 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::ivr::flow::AlertGate;
+use crate::ivr::AlertGate;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
 use crate::store::now_ms;

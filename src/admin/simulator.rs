@@ -18,12 +18,12 @@ use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
-use crate::ivr::flow::{self, AlertGate, Event, IvrContext};
+use crate::ivr::engine::{self, AlertGate, CallInput, Event, IvrContext, Speech};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
 use crate::store::{calls, now_ms, scratch, scripts as stored};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
-use crate::twilio::webhook::{Speech, VoiceParams};
+use crate::twilio::{render, voice};
 
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
@@ -347,7 +347,7 @@ fn play(
     digits: Option<String>,
     speech: Option<Speech>,
 ) -> anyhow::Result<Turn> {
-    let params = VoiceParams {
+    let input = CallInput {
         call_sid: session.call_sid.clone(),
         caller: session.caller.clone(),
         called: session.called.clone(),
@@ -358,25 +358,25 @@ fn play(
     let span = tracing::info_span!("simulator", session = %id);
     let _in = span.enter();
     let tx = session.conn.transaction()?;
-    let existing = calls::get(&tx, params.call_sid.as_str())?;
-    let doc = flow::run(
+    let existing = calls::get(&tx, input.call_sid.as_str())?;
+    let now = now_ms();
+    let turn = engine::run(
         &tx,
         &session.ctx,
         &session.script,
         existing,
-        &params,
+        &input,
         event,
-        now_ms(),
+        now,
     )?;
-    let call = calls::get(&tx, params.call_sid.as_str())?;
-    let pop = match &call {
-        Some(c) if c.handed_off_at.is_some() => {
-            Some(ScreenPop::load(&tx, c, now_ms(), Viewer::Admin)?)
-        }
-        _ => None,
+    // The same TwiML the line would send, with the desk's pop; the admin sees the pop in full.
+    let doc = voice::document(&tx, &session.ctx, &turn.call, &turn.reply, now);
+    let call = turn.call;
+    let pop = match call.handed_off_at {
+        Some(_) => Some(ScreenPop::load(&tx, &call, now, Viewer::Admin)?),
+        None => None,
     };
     tx.commit()?;
-    let call = call.ok_or_else(|| anyhow::anyhow!("the simulated call was not saved"))?;
     let (hears, waiting, handoff) = describe(&doc);
     Ok(Turn {
         session: id.to_owned(),
@@ -394,7 +394,7 @@ fn play(
         waiting,
         handoff,
         screen_pop: pop,
-        twiml: flow::render(&doc),
+        twiml: render::to_xml(&doc),
     })
 }
 

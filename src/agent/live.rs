@@ -99,21 +99,19 @@ pub fn crm_body(pop: &ScreenPop) -> String {
     serde_json::json!({ "event": "handoff", "screen_pop": pop }).to_string()
 }
 
-/// Compares the call before and after a flow webhook (in the webhook's transaction) and
-/// records what the agents must hear of: the hand-off (queue status `waiting`, an event, and
+/// Compares the call before and after a flow webhook (in the webhook's transaction, `after` as
+/// the engine saved it) and records what the agents must hear of: the hand-off (queue status `waiting`, an event, and
 /// the CRM delivery when `crm` is configured) or how the hand-off ended.
 pub fn track_flow(
     conn: &rusqlite::Connection,
     ivr: &crate::ivr::IvrContext,
     before: Option<&Call>,
-    call_sid: &str,
+    after: &Call,
     crm: bool,
     now: i64,
 ) -> anyhow::Result<Tracked> {
     let mut tracked = Tracked::default();
-    let Some(after) = calls::get(conn, call_sid)? else {
-        return Ok(tracked);
-    };
+    let call_sid = after.call_sid.as_str();
     let department = after.category.as_deref();
     let was_handed_off = before.is_some_and(|b| b.handed_off_at.is_some());
     if !was_handed_off && after.step == HANDED_OFF {
@@ -127,7 +125,7 @@ pub fn track_flow(
         )?);
         if crm {
             // The desk's own CRM: it matches the caller to its records by the number.
-            let mut pop = ScreenPop::load(conn, &after, now, Viewer::Desk)?;
+            let mut pop = ScreenPop::load(conn, after, now, Viewer::Desk)?;
             let ttl = i64::try_from(ivr.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
             pop.pop_url = Some(super::pop::url(
                 &ivr.keys.get(),

@@ -12,9 +12,9 @@
 //! for the account a random guess happened to hit is outside what keypad limits can stop.
 
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
-use callgate::ivr::flow::{self, Event};
+use callgate::ivr::engine::{CallInput, Event};
 use callgate::store::users::Role;
-use callgate::twilio::webhook::VoiceParams;
+use callgate::twilio::{render, voice};
 use crate::common::*;
 use rand::{Rng, SeedableRng};
 
@@ -23,8 +23,8 @@ const GUESSES: u32 = 10_000;
 const NUMBERS: u32 = 500; // 20 guesses per number: the second half meets the lock
 const ATTEMPTS_PER_CALL: u32 = 3;
 
-fn params(sid: &str, from: &str, digits: Option<&str>) -> VoiceParams {
-    VoiceParams {
+fn params(sid: &str, from: &str, digits: Option<&str>) -> CallInput {
+    CallInput {
         call_sid: CallSid::parse(sid).unwrap(),
         caller: CallerId::from_twilio(Some(from), Region::default()),
         called: Some(DIALED.into()),
@@ -64,7 +64,7 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
         let sid = format!("CA{call_no:032x}");
         let now = start + i64::from(guessed) * 12;
         let tx = conn.transaction().unwrap();
-        flow::handle(&tx, ctx, &params(&sid, &number, None), Event::Incoming, now).unwrap();
+        voice::answer(&tx, ctx, &params(&sid, &number, None), Event::Incoming, now).unwrap();
         tx.commit().unwrap();
         for _ in 0..ATTEMPTS_PER_CALL {
             let guess = format!("{:09}", rng.gen_range(0..1_000_000_000u64));
@@ -75,18 +75,19 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
             )
             .unwrap();
             let tx = conn.transaction().unwrap();
-            let doc = flow::handle(
+            let doc = voice::answer(
                 &tx,
                 ctx,
                 &params(&sid, &number, Some(&guess)),
                 Event::Input("account-code".into()),
                 now,
             )
-            .unwrap();
+            .unwrap()
+            .twiml;
             tx.commit().unwrap();
             guessed += 1;
             // Identified: the flow moves on from the code step (to TOTP or the menu).
-            let xml = flow::render(&doc);
+            let xml = render::to_xml(&doc);
             let identified = xml.contains("/twilio/ivr/totp") || xml.contains("/twilio/ivr/menu");
             if identified && was_locked {
                 hits_after_lock += 1;

@@ -6,10 +6,10 @@
 use std::sync::Mutex;
 
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
-use callgate::ivr::flow::{self, Event};
+use callgate::ivr::engine::{CallInput, Event};
 use callgate::store::users::{self, Role};
 use callgate::store::{calls, now_ms};
-use callgate::twilio::webhook::VoiceParams;
+use callgate::twilio::voice;
 use crate::common::*;
 
 /// (statement as written, statement with its parameters filled in)
@@ -22,8 +22,8 @@ fn record(event: rusqlite::trace::TraceEvent<'_>) {
     }
 }
 
-fn params(sid: &str, from: &str, digits: Option<&str>) -> VoiceParams {
-    VoiceParams {
+fn params(sid: &str, from: &str, digits: Option<&str>) -> CallInput {
+    CallInput {
         call_sid: CallSid::parse(sid).unwrap(),
         caller: CallerId::from_twilio(Some(from), Region::default()),
         called: Some(DIALED.into()),
@@ -59,8 +59,8 @@ async fn no_statement_of_a_call_scans_a_table() {
     );
 
     let ctx = &app.state.ivr;
-    let run = |conn: &rusqlite::Connection, p: VoiceParams, event: Event| {
-        flow::handle(conn, ctx, &p, event, now_ms()).unwrap();
+    let run = |conn: &rusqlite::Connection, p: CallInput, event: Event| {
+        voice::answer(conn, ctx, &p, event, now_ms()).unwrap();
     };
     // Account code + TOTP + menu + hand-off + its result + status.
     let a = "CA00000000000000000000000000000001";

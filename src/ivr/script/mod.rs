@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
-pub use check::{Checked, Env, Problem, Severity, check};
-pub use model::{Department, Factor, Input, PopFields, Script, Step, Via};
+pub use check::{CheckReport, Env, Problem, Severity, check};
+pub use model::{Challenge, Department, Input, PopFields, Script, Step, Via};
 
 use crate::store::scripts as stored;
 
@@ -204,7 +204,7 @@ fn published_set(conn: &Connection) -> anyhow::Result<ScriptSet> {
 pub struct ScriptFile {
     pub path: PathBuf,
     pub source: String,
-    pub checked: Checked,
+    pub checked: CheckReport,
 }
 
 impl ScriptFile {
