@@ -164,10 +164,7 @@ async fn browser_the_screen_pop_appears_live_and_the_agent_records_the_outcome()
         "return document.getElementById('outcome-message').textContent.startsWith('Saved by Bea Billing at ')",
     )
     .await;
-    let row: (bool, String, String, bool, String) = app
-        .store()
-        .conn()
-        .unwrap()
+    let row: (bool, String, String, bool, String) = app.sql()
         .query_row(
             "SELECT resolved, category, note, recurring, agent FROM call_outcomes WHERE call_sid = ?1",
             [&sid],

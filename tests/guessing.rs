@@ -40,14 +40,7 @@ fn params(sid: &str, from: &str, digits: Option<&str>) -> VoiceParams {
 async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_alert() {
     let app = TestApp::spawn().await;
     let admin = app.user("admin", Role::Admin);
-    callgate::loadtest::fixtures::seed(
-        &mut app.store().conn().unwrap(),
-        &app.keys(),
-        ACCOUNTS,
-        0,
-        true,
-    )
-    .unwrap();
+    callgate::loadtest::fixtures::seed(&app.store(), &app.keys(), ACCOUNTS, 0, true).unwrap();
     let ctx = &app.state.ivr;
     let mut conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -66,11 +59,18 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
         let sid = format!("CA{call_no:032x}");
         let now = start + i64::from(guessed) * 12;
         let tx = conn.transaction().unwrap();
-        flow::handle(&tx, ctx, &params(&sid, &number, None), Event::Incoming, now).unwrap();
+        flow::handle(
+            &*tx,
+            ctx,
+            &params(&sid, &number, None),
+            Event::Incoming,
+            now,
+        )
+        .unwrap();
         tx.commit().unwrap();
         for _ in 0..ATTEMPTS_PER_CALL {
             let guess = format!("{:09}", rng.gen_range(0..1_000_000_000u64));
-            let was_locked = callgate::store::throttle::number_locked(
+            let was_locked = callgate::store::ThrottleDb::number_locked(
                 &conn,
                 CallerId::from_twilio(Some(&number), Region::default()).throttle_key(),
                 now,
@@ -78,7 +78,7 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
             .unwrap();
             let tx = conn.transaction().unwrap();
             let doc = flow::handle(
-                &tx,
+                &*tx,
                 ctx,
                 &params(&sid, &number, Some(&guess)),
                 Event::Input("account-code".into()),

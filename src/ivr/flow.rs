@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use rusqlite::Connection;
 
 use super::script::model::SpeechMenu;
 use super::script::{Catalog, Factor, PopFields, Script, Step, Via};
@@ -21,10 +20,10 @@ use super::sounds::SoundIndex;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
 use crate::domain::{AccountCode, CallerId, Keypad, SipUri, mask_number};
-use crate::store::accounts::{self, Account};
-use crate::store::calls::{self, Call, ENDED, HANDED_OFF, SpeechRecord};
-use crate::store::throttle::{self, FailureKind};
-use crate::store::{audit, call_codes, knowledge};
+use crate::store::Db;
+use crate::store::accounts::Account;
+use crate::store::calls::{Call, ENDED, HANDED_OFF, SpeechRecord};
+use crate::store::throttle::FailureKind;
 use crate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, Verb,
 };
@@ -114,25 +113,25 @@ pub enum Event {
 /// Runs one webhook inside the caller's transaction (the store's writer gives each webhook a
 /// savepoint of its own): any error leaves the database as it was.
 pub fn handle(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     params: &VoiceParams,
     event: Event,
     now: i64,
 ) -> anyhow::Result<Response> {
-    let existing = calls::get(conn, params.call_sid.as_str())?;
+    let existing = db.call(params.call_sid.as_str())?;
     let script = match &existing {
-        Some(call) => script_of(conn, ctx, call)?,
+        Some(call) => script_of(db, ctx, call)?,
         None => ctx.scripts.live().for_number(params.called.as_deref()),
     };
-    run(conn, ctx, &script, existing, params, event, now)
+    run(db, ctx, &script, existing, params, event, now)
 }
 
 /// The version a call started on; the published one if that version has gone (a call row
 /// written by a status callback alone has none).
-fn script_of(conn: &Connection, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
+fn script_of(db: &dyn Db, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
     if let Some(v) = call.script_version_no
-        && let Some(script) = ctx.scripts.version(conn, &call.script, v)?
+        && let Some(script) = ctx.scripts.version(db, &call.script, v)?
     {
         return Ok(script);
     }
@@ -145,7 +144,7 @@ fn script_of(conn: &Connection, ctx: &IvrContext, call: &Call) -> anyhow::Result
 /// Runs one webhook on a given script: the live line and the admin page's simulator (which
 /// runs a draft on a scratch database) share every line of the engine.
 pub fn run(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     script: &Script,
     existing: Option<Call>,
@@ -160,7 +159,7 @@ pub fn run(
     };
     let limits = script.lockout.apply(&ctx.limits);
     let mut flow = Flow {
-        conn,
+        db,
         ctx,
         script,
         limits,
@@ -179,7 +178,7 @@ pub fn run(
         Event::Input(_) => flow.resume()?,
         Event::HandoffResult(result) => flow.after_handoff(result.as_deref())?,
     };
-    calls::save(conn, &call, now)?;
+    db.save_call(&call, now)?;
     Ok(doc)
 }
 
@@ -267,7 +266,7 @@ enum Checked {
 }
 
 struct Flow<'a> {
-    conn: &'a Connection,
+    db: &'a dyn Db,
     ctx: &'a IvrContext,
     script: &'a Script,
     limits: Limits,
@@ -452,8 +451,10 @@ impl Flow<'_> {
         };
         Ok(match factor {
             Factor::Code => true,
-            Factor::Totp => accounts::get(self.conn, account)?.is_some_and(|a| a.has_totp),
-            Factor::Knowledge { question, .. } => knowledge::has(self.conn, account, question)?,
+            Factor::Totp => self.db.account(account)?.is_some_and(|a| a.has_totp),
+            Factor::Knowledge { question, .. } => {
+                self.db.has_knowledge_answer(account, question)?
+            }
         })
     }
 
@@ -750,7 +751,7 @@ impl Flow<'_> {
 
     /// The keypad may not verify anything from a number that is locked out.
     fn number_locked(&self) -> anyhow::Result<bool> {
-        throttle::number_locked(self.conn, self.caller.throttle_key(), self.now)
+        self.db.number_locked(self.caller.throttle_key(), self.now)
     }
 
     /// The account a code names, read once (for its lock, its phone and its test flag), if it
@@ -761,13 +762,15 @@ impl Flow<'_> {
             return Ok(None);
         }
         let by_account_code = if AccountCode::parse(keys.expose()).is_ok() {
-            accounts::find_by_code(self.conn, &self.keys, keys.expose())?
+            self.db.find_account_by_code(&self.keys, keys.expose())?
         } else {
             None
         };
         let found = match by_account_code {
             Some(id) => Some(CodeMatch::Account(id)),
-            None => call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?
+            None => self
+                .db
+                .find_live_call_code(&self.keys, keys.expose(), self.now)?
                 .map(|(row, account)| CodeMatch::CallCode { row, account }),
         };
         let Some(found) = found else {
@@ -776,7 +779,9 @@ impl Flow<'_> {
         let id = match &found {
             CodeMatch::Account(id) | CodeMatch::CallCode { account: id, .. } => id,
         };
-        Ok(accounts::get(self.conn, id)?
+        Ok(self
+            .db
+            .account(id)?
             .filter(|a| !a.test || self.ctx.test_accounts_answer)
             .map(|a| (found, a)))
     }
@@ -795,7 +800,8 @@ impl Flow<'_> {
             .is_some_and(|(_, a)| a.locked_until.is_some_and(|t| t > self.now));
         let accepted = match (&found, locked) {
             (Some((CodeMatch::CallCode { row, .. }, _)), false) => {
-                call_codes::consume(self.conn, *row, &self.call.call_sid, self.now)?
+                self.db
+                    .consume_call_code(*row, &self.call.call_sid, self.now)?
             }
             (Some((CodeMatch::Account(_), _)), false) => true,
             _ => false,
@@ -803,7 +809,7 @@ impl Flow<'_> {
         let (Some((found, registered)), true) = (found, accepted) else {
             // The failure counts against the accounts registered to the caller ID.
             let on_phone = match self.caller.number() {
-                Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
+                Some(n) => self.db.account_ids_on_phone(n.as_str())?,
                 None => vec![],
             };
             self.ctx.metrics.verification("code", false);
@@ -858,18 +864,15 @@ impl Flow<'_> {
             .clone()
             .context("TOTP step without an account")?;
         let number_locked = self.number_locked()?;
-        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
+        let blocked = number_locked || self.db.account_locked(&account, self.now)?;
         let unix_secs = u64::try_from(self.now / 1000).unwrap_or_default();
-        let step = match (
-            blocked,
-            accounts::totp_secret(self.conn, &self.keys, &account)?,
-        ) {
+        let step = match (blocked, self.db.totp_secret(&self.keys, &account)?) {
             (false, Some(secret)) => totp::matching_step(&secret, keys.expose(), unix_secs),
             _ => None,
         };
         let fresh = match step {
             Some(step) => {
-                let advanced = accounts::advance_totp_step(self.conn, &account, step)?;
+                let advanced = self.db.advance_totp_step(&account, step)?;
                 if !advanced {
                     tracing::warn!(target: "callgate::security", account = %account, "TOTP replay refused");
                 }
@@ -901,10 +904,12 @@ impl Flow<'_> {
             .clone()
             .context("knowledge step without an account")?;
         let number_locked = self.number_locked()?;
-        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
+        let blocked = number_locked || self.db.account_locked(&account, self.now)?;
         let right = !blocked
             && keys.is_all_digits()
-            && knowledge::check(self.conn, &self.keys, &account, question, keys.expose())?;
+            && self
+                .db
+                .check_knowledge_answer(&self.keys, &account, question, keys.expose())?;
         self.ctx.metrics.verification("knowledge", right);
         if right {
             self.call.factors.add(Proof::Knowledge);
@@ -934,7 +939,7 @@ impl Flow<'_> {
         if level.is_verified()
             && let Some(account) = &self.call.account_id
         {
-            throttle::reset_account(self.conn, account)?;
+            self.db.reset_account_failures(account)?;
         }
         Ok(())
     }
@@ -942,8 +947,7 @@ impl Flow<'_> {
     /// Counts a failure; true when it locked the calling number.
     fn fail(&mut self, kind: FailureKind, accounts: &[String]) -> anyhow::Result<bool> {
         self.call.failed_attempts += 1;
-        let outcome = throttle::record_failure(
-            self.conn,
+        let outcome = self.db.record_failure(
             &self.limits,
             self.caller.throttle_key(),
             accounts,
@@ -963,8 +967,7 @@ impl Flow<'_> {
             self.call
                 .state
                 .note(self.now, &step, "account locked", None);
-            audit::append(
-                self.conn,
+            self.db.append_audit(
                 "callgate",
                 "security.account_locked",
                 &format!("account:{account}"),
@@ -982,8 +985,7 @@ impl Flow<'_> {
                 .inc();
             tracing::warn!(target: "callgate::security", caller = %self.caller.masked(), "calling number locked out after repeated failures");
             self.note("number locked", None);
-            audit::append(
-                self.conn,
+            self.db.append_audit(
                 "callgate",
                 "security.number_locked",
                 &format!("number:{}", self.number_pseudonym()),
@@ -1053,7 +1055,7 @@ impl Flow<'_> {
             .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
         // The hand-off goes to the desk's telephony platform, which has the number as the
         // call's `From` anyway.
-        let pop = match ScreenPop::load(self.conn, self.call, self.now, Viewer::Desk) {
+        let pop = match ScreenPop::load(self.db, self.call, self.now, Viewer::Desk) {
             Ok(mut pop) => {
                 let ttl = i64::try_from(self.ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
                 pop.pop_url = Some(crate::agent::pop::url(
