@@ -192,10 +192,6 @@ impl Store {
         )?)))
     }
 
-    pub fn backend(&self) -> &dyn Backend {
-        &*self.backend
-    }
-
     /// Reads, on the blocking pool, never on the async workers.
     pub async fn read<T, F>(&self, work: F) -> anyhow::Result<T>
     where

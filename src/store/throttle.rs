@@ -45,7 +45,6 @@ pub trait ThrottleDb {
     /// Counts one failed verification from `caller` against `accounts` (the accounts the call
     /// is about: those on the caller ID at the code step, the identified one at the TOTP step)
     /// and applies `limits`: what it led to.
-    #[allow(clippy::too_many_arguments)]
     fn record_failure(
         &self,
         limits: &Limits,

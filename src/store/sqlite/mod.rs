@@ -219,3 +219,122 @@ impl std::error::Error for Undone {}
 fn undone() -> anyhow::Error {
     anyhow!(Undone)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::domain::{AccountId, AccountName, PhoneNumber, Region};
+    use crate::store::Store;
+    use crate::store::accounts::NewAccount;
+    use crate::store::users::Role;
+    use crate::verify::Keyring;
+
+    fn user_names(store: &Store) -> Vec<String> {
+        store
+            .read_sync(|db| Ok(db.users()?.into_iter().map(|u| u.name).collect()))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_kept_only_when_its_work_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|db| db.add_user("ada", Role::Admin, &[], 1))
+            .await
+            .unwrap();
+        let failed = store
+            .write(|db| -> anyhow::Result<()> {
+                db.add_user("bob", Role::Agent, &[], 1)?;
+                anyhow::bail!("changed my mind")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(failed.to_string(), "changed my mind", "the job's own error");
+        let panicked = store
+            .write(|db| -> anyhow::Result<()> {
+                db.add_user("eve", Role::Agent, &[], 1)?;
+                panic!("a bug in a job")
+            })
+            .await
+            .unwrap_err();
+        assert!(panicked.to_string().contains("panicked"), "{panicked}");
+        // The writer carries on after both.
+        store
+            .write(|db| db.add_user("cy", Role::Agent, &[], 1))
+            .await
+            .unwrap();
+        assert_eq!(user_names(&store), ["ada", "cy"]);
+    }
+
+    #[test]
+    fn write_sync_commits_on_success_and_dry_run_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write_sync(|db| db.add_user("ada", Role::Admin, &[], 1))
+            .unwrap();
+        let token = store
+            .dry_run(|db| db.add_user("bob", Role::Agent, &[], 1))
+            .unwrap();
+        assert!(token.starts_with("cg_"), "the dry run's answer comes back");
+        store
+            .write_sync(|db| -> anyhow::Result<()> {
+                db.add_user("eve", Role::Agent, &[], 1)?;
+                anyhow::bail!("refused")
+            })
+            .unwrap_err();
+        assert_eq!(user_names(&store), ["ada"]);
+    }
+
+    #[test]
+    fn the_scratch_store_has_the_test_accounts_only_and_keeps_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keyring::load_or_create(dir.path()).unwrap();
+        let (name, attributes) = (AccountName::parse("Ola").unwrap(), BTreeMap::new());
+        for (id, phone, test) in [
+            ("TEST-1", "+48601234567", true),
+            ("REAL-1", "+48602345678", false),
+        ] {
+            let (id, phone) = (
+                AccountId::parse(id).unwrap(),
+                PhoneNumber::parse(phone, Region::default()).unwrap(),
+            );
+            let new = NewAccount {
+                id: &id,
+                name: &name,
+                phone: &phone,
+                code: None,
+                totp_secret: None,
+                attributes: &attributes,
+                knowledge: &[("dob".to_owned(), "14031985".to_owned())],
+                test,
+            };
+            store
+                .write_sync(|db| Ok(db.add_account(&keys, &new, 1)?))
+                .unwrap();
+        }
+        let scratch = store.scratch_with_test_accounts().unwrap();
+        let ids = |s: &Store| -> Vec<String> {
+            s.read_sync(|db| Ok(db.accounts()?.into_iter().map(|a| a.id).collect()))
+                .unwrap()
+        };
+        assert_eq!(ids(&scratch), ["TEST-1"]);
+        assert!(
+            scratch
+                .read_sync(|db| db.has_knowledge_answer("TEST-1", "dob"))
+                .unwrap()
+        );
+        scratch
+            .write_sync(|db| db.remove_account("TEST-1"))
+            .unwrap();
+        assert!(ids(&scratch).is_empty());
+        assert_eq!(
+            ids(&store),
+            ["REAL-1", "TEST-1"],
+            "the live data is untouched"
+        );
+    }
+}
