@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Path, State};
 use rand::RngCore;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
@@ -21,7 +20,7 @@ use crate::error::ApiError;
 use crate::ivr::engine::{self, AlertGate, CallInput, Event, IvrContext, Speech};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
-use crate::store::{calls, now_ms, scratch, scripts as stored};
+use crate::store::{Store, calls, now_ms};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
 use crate::twilio::{render, voice};
 
@@ -31,7 +30,8 @@ const MAX_SESSIONS: usize = 32;
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
 struct Session {
-    conn: Connection,
+    /// The scratch store (`Store::scratch_with_test_accounts`).
+    db: Store,
     ctx: IvrContext,
     script: Arc<Script>,
     caller: CallerId,
@@ -182,12 +182,12 @@ pub async fn start(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty() && c.len() <= 64 && !c.chars().any(char::is_control));
     let stir = StirVerstat::parse(body.stir.as_deref());
-    let db = state.store.path().to_owned();
+    let store = state.store.clone();
     let ivr = state.ivr.clone();
     let simulations = state.simulations.clone();
     tracing::info!(admin = %user.name, script = %script.name, "simulated call started");
     let turn = tokio::task::spawn_blocking(move || {
-        let conn = scratch::with_test_accounts(&db)?;
+        let db = store.scratch_with_test_accounts()?;
         let ctx = IvrContext {
             keys: ivr.keys.clone(),
             scripts: Catalog::new(ScriptSet::single(script.clone()), Default::default()),
@@ -208,7 +208,7 @@ pub async fn start(
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let call_sid = CallSid::parse(&format!("CA{}", hex::encode(raw)))?;
         let mut session = Session {
-            conn,
+            db,
             ctx,
             script,
             caller,
@@ -271,7 +271,10 @@ pub async fn step(
             Err(poisoned) => poisoned.into_inner(),
         };
         session.last_used = Instant::now();
-        let current = calls::get(&session.conn, session.call_sid.as_str())?
+        let sid = session.call_sid.clone();
+        let current = session
+            .db
+            .read_sync(|db| db.call(sid.as_str()))?
             .map(|c| c.step)
             .unwrap_or_default();
         let event = match body.handoff_result {
@@ -306,13 +309,13 @@ async fn script_to_run(state: &AppState, body: &StartBody) -> Result<Arc<Script>
             let (name, version) = (name.clone(), body.version);
             state
                 .store
-                .run(move |conn| {
+                .read(move |db| {
                     let v = match version {
                         Some(v) => Some(v),
-                        None => stored::published_version(conn, &name)?,
+                        None => db.published_version(&name)?,
                     };
                     match v {
-                        Some(v) => stored::source(conn, &name, v),
+                        Some(v) => db.script_source(&name, v),
                         None => Ok(None),
                     }
                 })
@@ -357,26 +360,20 @@ fn play(
     };
     let span = tracing::info_span!("simulator", session = %id);
     let _in = span.enter();
-    let tx = session.conn.transaction()?;
-    let existing = calls::get(&tx, input.call_sid.as_str())?;
-    let now = now_ms();
-    let turn = engine::run(
-        &tx,
-        &session.ctx,
-        &session.script,
-        existing,
-        &input,
-        event,
-        now,
-    )?;
-    // The same TwiML the line would send, with the desk's pop; the admin sees the pop in full.
-    let doc = voice::document(&tx, &session.ctx, &turn.call, &turn.reply, now);
-    let call = turn.call;
-    let pop = match call.handed_off_at {
-        Some(_) => Some(ScreenPop::load(&tx, &call, now, Viewer::Admin)?),
-        None => None,
-    };
-    tx.commit()?;
+    let (ctx, script) = (&session.ctx, &session.script);
+    let (doc, call, pop) = session.db.write_sync(|db| {
+        let existing = db.call(input.call_sid.as_str())?;
+        let now = now_ms();
+        let turn = engine::run(db, ctx, script, existing, &input, event, now)?;
+        // The same TwiML the line would send, with the desk's pop; the admin sees the pop in full.
+        let doc = voice::document(db, ctx, &turn.call, &turn.reply, now);
+        let call = turn.call;
+        let pop = match call.handed_off_at {
+            Some(_) => Some(ScreenPop::load(db, &call, now, Viewer::Admin)?),
+            None => None,
+        };
+        Ok((doc, call, pop))
+    })?;
     let (hears, waiting, handoff) = describe(&doc);
     Ok(Turn {
         session: id.to_owned(),

@@ -13,7 +13,7 @@ use super::{console, live};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{calls, now_ms};
+use crate::store::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -81,15 +81,15 @@ async fn screen_pop(
     let sid = CallSid::parse(&call_sid).map_err(|_| ApiError::NotFound)?;
     let pop = state
         .store
-        .run(move |conn| {
-            let Some(call) = calls::get(conn, sid.as_str())? else {
+        .read(move |db| {
+            let Some(call) = db.call(sid.as_str())? else {
                 return Ok(None);
             };
             // Another department's call is answered as if it did not exist.
             if !may_see(&user, call.category.as_deref()) {
                 return Ok(None);
             }
-            ScreenPop::load(conn, &call, now_ms(), Viewer::of(&user)).map(Some)
+            ScreenPop::load(db, &call, now_ms(), Viewer::of(&user)).map(Some)
         })
         .await
         .map_err(ApiError::internal)?

@@ -16,7 +16,7 @@ use crate::agent::live;
 use crate::error::ApiError;
 use crate::ivr::engine::{self, CallInput, Event};
 use crate::startup::AppState;
-use crate::store::{calls, now_ms};
+use crate::store::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -129,20 +129,14 @@ async fn run_flow_in(
     let crm = state.settings.crm_webhook.is_some();
     let result = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let _in_call = span.enter();
             let now = now_ms();
             // The call row is read once, by the engine; the tracker compares before and after.
-            let answered = voice::answer(conn, &ivr, &for_flow, event, now)?;
+            let answered = voice::answer(db, &ivr, &for_flow, event, now)?;
             // In the same transaction: the agents' events exist exactly when the change does.
-            let tracked = live::track_flow(
-                conn,
-                &ivr,
-                answered.before.as_ref(),
-                &answered.call,
-                crm,
-                now,
-            )?;
+            let tracked =
+                live::track_flow(db, &ivr, answered.before.as_ref(), &answered.call, crm, now)?;
             Ok((answered.twiml, tracked))
         })
         .await;
@@ -201,13 +195,13 @@ async fn status_callback(
     tracing::info!(call_sid = %sid, status = %status, "status callback");
     let tracked = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let now = now_ms();
             if let Some(parent) = parent {
-                return live::track_status(conn, parent.as_str(), &status, now);
+                return live::track_status(db, parent.as_str(), &status, now);
             }
-            calls::record_status(conn, &sid, &status, duration, now)?;
-            live::track_status(conn, &sid, &status, now)
+            db.record_call_status(&sid, &status, duration, now)?;
+            live::track_status(db, &sid, &status, now)
         })
         .await
         .map_err(ApiError::internal)?;

@@ -2,14 +2,13 @@
 //! TwiML, with the desk's screen-pop when the call is handed off. The route handlers and the
 //! tests that drive the flow without HTTP run exactly this.
 
-use rusqlite::Connection;
-
 use super::render::Twiml;
 use super::twiml;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
 use crate::ivr::engine::{self, CallInput, Event, IvrContext};
 use crate::ivr::reply::Reply;
+use crate::store::Db;
 use crate::store::calls::Call;
 
 /// A webhook answered: the call before it (`None`: the webhook started it), the call now
@@ -22,14 +21,14 @@ pub struct Answered {
 
 /// Runs the engine for one webhook and writes its reply as TwiML.
 pub fn answer(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     input: &CallInput,
     event: Event,
     now: i64,
 ) -> anyhow::Result<Answered> {
-    let turn = engine::handle(conn, ctx, input, event, now)?;
-    let twiml = document(conn, ctx, &turn.call, &turn.reply, now);
+    let turn = engine::handle(db, ctx, input, event, now)?;
+    let twiml = document(db, ctx, &turn.call, &turn.reply, now);
     Ok(Answered {
         before: turn.before,
         call: turn.call,
@@ -41,14 +40,14 @@ pub fn answer(
 /// webhook's transaction. A pop that cannot be read ends the call with an apology (see
 /// `Twiml::document`) rather than failing the webhook: the call's state is kept.
 pub fn document(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     call: &Call,
     reply: &Reply,
     now: i64,
 ) -> twiml::Response {
     let pop = match reply.hand_off() {
-        Some(_) => match desk_pop(conn, ctx, call, now) {
+        Some(_) => match desk_pop(db, ctx, call, now) {
             Ok(pop) => Some(pop),
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "screen-pop unavailable for hand-off");
@@ -62,13 +61,8 @@ pub fn document(
 
 /// The screen-pop a hand-off carries, with its short-lived URL. It goes to the desk's telephony
 /// platform, which has the number as the call's `From` anyway.
-fn desk_pop(
-    conn: &Connection,
-    ctx: &IvrContext,
-    call: &Call,
-    now: i64,
-) -> anyhow::Result<ScreenPop> {
-    let mut pop = ScreenPop::load(conn, call, now, Viewer::Desk)?;
+fn desk_pop(db: &dyn Db, ctx: &IvrContext, call: &Call, now: i64) -> anyhow::Result<ScreenPop> {
+    let mut pop = ScreenPop::load(db, call, now, Viewer::Desk)?;
     let ttl = i64::try_from(ctx.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
     pop.pop_url = Some(crate::agent::pop::url(
         &ctx.keys.get(),

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::browser::{Browser, WAIT};
+use crate::common::*;
 use callgate::store::users::Role;
 use callgate::twilio::client::CallLeg;
 use callgate::twilio::{signature, twiml};
-use crate::common::browser::{Browser, WAIT};
-use crate::common::*;
 use fantoccini::Locator;
 
 const NEW_GREETING: &str = "Witamy w nowej linii callgate.";

@@ -2,21 +2,21 @@
 //! Agents tabs call): admins only, every change audited in the same transaction, and no hash
 //! or secret ever in an answer or in the audit trail except the one answer that makes it.
 
+use crate::common::*;
 use callgate::store::audit;
 use callgate::store::users::Role;
-use crate::common::*;
 use serde_json::json;
 
 /// The audit trail about accounts and users as one string (the shipped scripts' import is
 /// there too, with their text), and the whole chain verified.
 fn audit_text(app: &TestApp) -> String {
     let store = app.store();
-    let conn = store.conn().unwrap();
     assert!(matches!(
-        audit::verify(&conn).unwrap(),
+        store.read_sync(|db| db.verify_audit()).unwrap(),
         audit::Verdict::Intact { .. }
     ));
-    audit::recent(&conn, None, 1000)
+    store
+        .read_sync(|db| db.recent_audit(None, 1000))
         .unwrap()
         .into_iter()
         .filter(|e| !e.subject.starts_with("script:"))
@@ -69,8 +69,11 @@ async fn admins_add_list_unlock_and_remove_accounts_with_an_audit_entry_and_no_s
     // Registered in the store with its knowledge answer.
     {
         let store = app.store();
-        let conn = store.conn().unwrap();
-        assert!(callgate::store::knowledge::has(&conn, "ACC-7001", "dob").unwrap());
+        assert!(
+            store
+                .read_sync(|db| db.has_knowledge_answer("ACC-7001", "dob"))
+                .unwrap()
+        );
     }
 
     // Duplicates: the id, and a code another account already has.
@@ -119,13 +122,12 @@ async fn admins_add_list_unlock_and_remove_accounts_with_an_audit_entry_and_no_s
 
     // A locked account is unlocked.
     {
-        let store = app.store();
-        let conn = store.conn().unwrap();
-        conn.execute(
-            "UPDATE accounts SET failed_count = 5, locked_until = ?1 WHERE id = 'ACC-7001'",
-            [callgate::store::now_ms() + 3_600_000],
-        )
-        .unwrap();
+        app.sql()
+            .execute(
+                "UPDATE accounts SET failed_count = 5, locked_until = ?1 WHERE id = 'ACC-7001'",
+                [callgate::store::now_ms() + 3_600_000],
+            )
+            .unwrap();
     }
     let (_, list) = api.get("/api/accounts?q=ACC-7001").await;
     assert!(list[0]["locked_until"].is_string(), "{list}");

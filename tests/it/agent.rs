@@ -6,14 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::agent::*;
+use crate::common::*;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use callgate::config::CrmWebhook;
 use callgate::store::users::Role;
 use callgate::twilio::twiml::{DialTarget, Verb};
-use crate::common::agent::*;
-use crate::common::*;
 
 /// How long an expected event may take here. Generous: these tests share two cores with the
 /// rest of the suite; the one-second promise is measured by the browser test and printed here.
@@ -195,10 +195,7 @@ async fn the_outcome_is_stored_with_the_call_and_pushed_to_consoles() {
     let view: serde_json::Value = r.json().await.unwrap();
     assert_eq!(view["queue_status"], "answered");
 
-    let row: (bool, String, String, bool, String) = app
-        .store()
-        .conn()
-        .unwrap()
+    let row: (bool, String, String, bool, String) = app.sql()
         .query_row(
             "SELECT resolved, category, note, recurring, agent FROM call_outcomes WHERE call_sid = ?1",
             [&call.call_sid],
@@ -237,9 +234,7 @@ async fn risk_flags_are_put_in_plain_words() {
     // locked an hour ago.
     let out = callgate_cli(&app.data_dir, &["account", "set-phone", "ACC-4", JAN_PHONE]);
     assert!(out.status.success(), "{out:?}");
-    app.store()
-        .conn()
-        .unwrap()
+    app.sql()
         .execute(
             "UPDATE accounts SET last_locked_at = ?1 WHERE id = 'ACC-4'",
             [callgate::store::now_ms() - 3_600_000],
@@ -508,9 +503,7 @@ async fn the_crm_webhook_is_signed_retried_with_backoff_and_never_delays_the_cal
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (attempts, delivered): (i64, Option<i64>) = app
-            .store()
-            .conn()
-            .unwrap()
+            .sql()
             .query_row("SELECT attempts, delivered_at FROM crm_outbox", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -630,9 +623,7 @@ async fn every_hand_off_variant_carries_the_pop_url_within_twilios_limits() {
     app.add_account("ACC-9", JAN_PHONE, Some(JAN_CODE), false);
     // Attributes far beyond every limit, and a very long name.
     let long = "x".repeat(400);
-    app.store()
-        .conn()
-        .unwrap()
+    app.sql()
         .execute(
             "UPDATE accounts SET name = ?1, attributes = ?2 WHERE id = 'ACC-9'",
             [
@@ -721,9 +712,7 @@ async fn every_hand_off_variant_carries_the_pop_url_within_twilios_limits() {
 async fn admins_choose_the_account_attributes_agents_see() {
     let app = TestApp::spawn().await;
     app.add_account("ACC-10", JAN_PHONE, Some(JAN_CODE), false);
-    app.store()
-        .conn()
-        .unwrap()
+    app.sql()
         .execute(
             "UPDATE accounts SET attributes = ?1 WHERE id = 'ACC-10'",
             [serde_json::json!({"plan": "premium", "device": "router-x2", "internal_score": "17"})

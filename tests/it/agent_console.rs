@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use callgate::store::users::Role;
-use callgate::twilio::{signature, twiml};
 use crate::common::agent::{JAN_CODE, JAN_PHONE};
 use crate::common::browser::Browser;
 use crate::common::{AUTH_TOKEN, Caller, TestApp};
+use callgate::store::users::Role;
+use callgate::twilio::{signature, twiml};
 
 /// Posts a webhook signed for the server's own URL (this server has no proxy in front, so
 /// the browser's cookies are not `Secure`) and returns the `<Gather>` action of the answer.
@@ -162,10 +162,7 @@ async fn browser_the_screen_pop_appears_live_and_the_agent_records_the_outcome()
         "return document.getElementById('outcome-message').textContent.startsWith('Saved by Bea Billing at ')",
     )
     .await;
-    let row: (bool, String, String, bool, String) = app
-        .store()
-        .conn()
-        .unwrap()
+    let row: (bool, String, String, bool, String) = app.sql()
         .query_row(
             "SELECT resolved, category, note, recurring, agent FROM call_outcomes WHERE call_sid = ?1",
             [&sid],

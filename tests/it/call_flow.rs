@@ -1,8 +1,8 @@
 //! Whole calls played the way Twilio plays them, against a real server with a real SQLite file.
 
+use crate::common::*;
 use callgate::store::users::Role;
 use callgate::twilio::twiml::{DialTarget, Verb};
-use crate::common::*;
 
 const ASK_CODE: &str = "Wpisz swój kod klienta";
 const WRONG_CODE: &str = "Nie udało się potwierdzić tego kodu.";
@@ -289,9 +289,7 @@ async fn a_silent_caller_is_prompted_again_then_told_goodbye() {
     assert!(bye.hangs_up());
     // Silence is not a failed verification.
     let failures: i64 = app
-        .store()
-        .conn()
-        .unwrap()
+        .sql()
         .query_row("SELECT COUNT(*) FROM failures", [], |r| r.get(0))
         .unwrap();
     assert_eq!(failures, 0);
@@ -490,13 +488,10 @@ async fn a_taskrouter_workflow_gets_a_task_with_the_screen_pop() {
     app.add_account("ACC-14", JAN_PHONE, Some(JAN_CODE), false);
     // An account whose attributes alone would not fit into Flex's 1024 characters.
     {
-        let store = app.store();
         let long: String = "x".repeat(300);
         let attrs =
             serde_json::json!({"plan": long, "device": long, "app_version": long, "notes": long});
-        store
-            .conn()
-            .unwrap()
+        app.sql()
             .execute(
                 "UPDATE accounts SET attributes = ?1 WHERE id = 'ACC-14'",
                 [attrs.to_string()],

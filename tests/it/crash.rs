@@ -3,9 +3,9 @@
 //! (Answering a webhook before its group commit was written is caught by the second test: a
 //! deliberate 5 ms gap between answer and commit fails it at once.)
 
-use callgate::store::users::Role;
 use crate::common::process::ServerProcess;
 use crate::common::*;
+use callgate::store::users::Role;
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const ASK_TOTP: &str = "aplikacji uwierzytelniającej";
@@ -200,7 +200,7 @@ async fn answered_webhooks_survive_kill_9_at_random_moments_under_load() {
 
         let conn = rusqlite::Connection::open(dir.join("callgate.db")).unwrap();
         // The audit trail has no holes and no half-written entry, whenever the kill came.
-        match callgate::store::audit::verify(&conn).unwrap() {
+        match callgate::store::AuditDb::verify_audit(&conn).unwrap() {
             callgate::store::audit::Verdict::Intact { entries, .. } => audit_entries = entries,
             broken => panic!("audit trail after kill -9 in round {round}: {broken:?}"),
         }

@@ -11,11 +11,11 @@
 //! (8 digits, valid 30 minutes, once), or TOTP; an attacker who can spoof the one right number
 //! for the account a random guess happened to hit is outside what keypad limits can stop.
 
+use crate::common::*;
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
 use callgate::ivr::engine::{CallInput, Event};
 use callgate::store::users::Role;
 use callgate::twilio::{render, voice};
-use crate::common::*;
 use rand::{Rng, SeedableRng};
 
 const ACCOUNTS: u64 = 100_000;
@@ -38,14 +38,7 @@ fn params(sid: &str, from: &str, digits: Option<&str>) -> CallInput {
 async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_alert() {
     let app = TestApp::spawn().await;
     let admin = app.user("admin", Role::Admin);
-    callgate::loadtest::fixtures::seed(
-        &mut app.store().conn().unwrap(),
-        &app.keys(),
-        ACCOUNTS,
-        0,
-        true,
-    )
-    .unwrap();
+    callgate::loadtest::fixtures::seed(&app.store(), &app.keys(), ACCOUNTS, 0, true).unwrap();
     let ctx = &app.state.ivr;
     let mut conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -64,11 +57,18 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
         let sid = format!("CA{call_no:032x}");
         let now = start + i64::from(guessed) * 12;
         let tx = conn.transaction().unwrap();
-        voice::answer(&tx, ctx, &params(&sid, &number, None), Event::Incoming, now).unwrap();
+        voice::answer(
+            &*tx,
+            ctx,
+            &params(&sid, &number, None),
+            Event::Incoming,
+            now,
+        )
+        .unwrap();
         tx.commit().unwrap();
         for _ in 0..ATTEMPTS_PER_CALL {
             let guess = format!("{:09}", rng.gen_range(0..1_000_000_000u64));
-            let was_locked = callgate::store::throttle::number_locked(
+            let was_locked = callgate::store::ThrottleDb::number_locked(
                 &conn,
                 CallerId::from_twilio(Some(&number), Region::default()).throttle_key(),
                 now,
@@ -76,7 +76,7 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
             .unwrap();
             let tx = conn.transaction().unwrap();
             let doc = voice::answer(
-                &tx,
+                &*tx,
                 ctx,
                 &params(&sid, &number, Some(&guess)),
                 Event::Input("account-code".into()),

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
-use callgate::store::accounts::{self, NewAccount};
-use callgate::store::{Store, call_codes, knowledge, now_ms};
-use callgate::verify::{Keyring, totp};
 use crate::common::process::ServerProcess;
 use crate::common::*;
+use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use callgate::store::accounts::NewAccount;
+use callgate::store::{Store, now_ms};
+use callgate::verify::{Keyring, totp};
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const ASK_TOTP: &str = "aplikacji uwierzytelniającej";
@@ -39,7 +39,9 @@ fn add_account(data_dir: &Path, id: &str, code: &str) -> Vec<u8> {
         knowledge: &[],
         test: false,
     };
-    accounts::add(&mut store.conn().unwrap(), &keys, &new, now_ms()).unwrap();
+    store
+        .write_sync(|db| Ok(db.add_account(&keys, &new, now_ms())?))
+        .unwrap();
     secret
 }
 
@@ -64,10 +66,7 @@ fn cli_err(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn versions(data_dir: &Path, id: &str) -> (u32, u32) {
-    Store::open(data_dir)
-        .unwrap()
-        .conn()
-        .unwrap()
+    open_sql(data_dir)
         .query_row(
             "SELECT code_key_version, totp_key_version FROM accounts WHERE id = ?1",
             [id],
@@ -85,10 +84,7 @@ async fn verify_by_code_and_totp(
     code: &str,
     secret: &[u8],
 ) {
-    Store::open(data_dir)
-        .unwrap()
-        .conn()
-        .unwrap()
+    open_sql(data_dir)
         .execute("UPDATE accounts SET totp_last_step = NULL", [])
         .unwrap();
     let mut caller = Caller::new(server, "+48700100200");
@@ -114,9 +110,11 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
     let call_code = {
         let store = Store::open(data).unwrap();
         let keys = Keyring::load(&data.join("callgate.key")).unwrap();
-        let conn = store.conn().unwrap();
-        knowledge::set(&conn, &keys, "ACC-K", "dob", "01021990").unwrap();
-        call_codes::issue(&conn, &keys, "ACC-K", 30 * 60_000, now_ms())
+        store
+            .write_sync(|db| {
+                db.set_knowledge_answer(&keys, "ACC-K", "dob", "01021990")?;
+                db.issue_call_code(&keys, "ACC-K", 30 * 60_000, now_ms())
+            })
             .unwrap()
             .to_string()
     };
@@ -196,10 +194,14 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
     {
         let store = Store::open(data).unwrap();
         let keys = Keyring::load(&data.join("callgate.key")).unwrap();
-        let conn = store.conn().unwrap();
-        assert!(!knowledge::check(&conn, &keys, "ACC-K", "dob", "02021990").unwrap());
-        assert!(knowledge::check(&conn, &keys, "ACC-K", "dob", "01021990").unwrap());
-        let v: u32 = conn
+        let check = |answer: &str| {
+            store
+                .write_sync(|db| db.check_knowledge_answer(&keys, "ACC-K", "dob", answer))
+                .unwrap()
+        };
+        assert!(!check("02021990"));
+        assert!(check("01021990"));
+        let v: u32 = open_sql(data)
             .query_row(
                 "SELECT key_version FROM account_knowledge WHERE account_id = 'ACC-K'",
                 [],
@@ -207,7 +209,7 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
             )
             .unwrap();
         assert_eq!(v, 2);
-        assert!(knowledge::check(&conn, &keys, "ACC-K", "dob", "01021990").unwrap());
+        assert!(check("01021990"));
     }
     let status = cli_ok(data, &["keys", "status"]);
     assert!(

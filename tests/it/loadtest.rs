@@ -1,13 +1,12 @@
 //! A short smoke run of the load generator (correctness only: no timing is asserted).
 
-use callgate::loadtest::{self, Plan, fixtures};
 use crate::common::*;
+use callgate::loadtest::{self, Plan, fixtures};
 
 #[tokio::test]
 async fn the_generator_plays_every_path_without_errors() {
     let app = TestApp::spawn_without_proxy().await;
-    let added =
-        fixtures::seed(&mut app.store().conn().unwrap(), &app.keys(), 40, 25, false).unwrap();
+    let added = fixtures::seed(&app.store(), &app.keys(), 40, 25, false).unwrap();
     assert_eq!(added, 40);
     let plan = Plan {
         calls: 48,
@@ -33,9 +32,7 @@ async fn the_generator_plays_every_path_without_errors() {
     assert_eq!(report.webhooks, 12 * (5 + 6 + 5 + 4));
     assert!(report.server_memory.is_some());
     let handed_off: i64 = app
-        .store()
-        .conn()
-        .unwrap()
+        .sql()
         .query_row(
             "SELECT COUNT(*) FROM calls WHERE category = 'billing' AND call_sid NOT LIKE 'CAhist%'",
             [],
@@ -51,7 +48,7 @@ async fn the_generator_plays_every_path_without_errors() {
 #[tokio::test]
 async fn open_loop_and_baseline_modes_run() {
     let app = TestApp::spawn_without_proxy().await;
-    fixtures::seed(&mut app.store().conn().unwrap(), &app.keys(), 10, 0, false).unwrap();
+    fixtures::seed(&app.store(), &app.keys(), 10, 0, false).unwrap();
     let plan = Plan {
         calls: 10,
         duration: None,
@@ -78,7 +75,6 @@ async fn open_loop_and_baseline_modes_run() {
 async fn seeding_refuses_a_data_directory_with_real_accounts() {
     let app = TestApp::spawn().await;
     app.add_account("ACC-REAL", "+48601234567", Some("246810"), false);
-    let err =
-        fixtures::seed(&mut app.store().conn().unwrap(), &app.keys(), 10, 0, false).unwrap_err();
+    let err = fixtures::seed(&app.store(), &app.keys(), 10, 0, false).unwrap_err();
     assert!(err.to_string().contains("real account"), "{err}");
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use callgate::store::users::Role;
 use crate::common::process::ServerProcess;
 use crate::common::*;
+use callgate::store::users::Role;
 
 #[tokio::test]
 async fn logs_hold_no_secret_and_no_full_phone_number() {

@@ -1,7 +1,7 @@
 //! Personal data: an account's export, forgetting it (counts stay true), and the retention purge.
 
-use callgate::store::users::Role;
 use crate::common::*;
+use callgate::store::users::Role;
 use serde_json::Value;
 
 const PHONE: &str = "+48611222333";

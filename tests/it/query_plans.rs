@@ -5,12 +5,12 @@
 
 use std::sync::Mutex;
 
+use crate::common::*;
 use callgate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
 use callgate::ivr::engine::{CallInput, Event};
-use callgate::store::users::{self, Role};
-use callgate::store::{calls, now_ms};
+use callgate::store::users::Role;
+use callgate::store::{CallsDb, UsersDb, now_ms};
 use callgate::twilio::voice;
-use crate::common::*;
 
 /// (statement as written, statement with its parameters filled in)
 static EXECUTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
@@ -42,14 +42,7 @@ async fn no_statement_of_a_call_scans_a_table() {
     app.add_account("ACC-Q2", "+48602345678", Some("135790"), false);
     let call_code = app.call_code("ACC-Q2", 600_000, now_ms());
     let token = app.user("agent", Role::Agent);
-    callgate::loadtest::fixtures::seed(
-        &mut app.store().conn().unwrap(),
-        &app.keys(),
-        20,
-        200,
-        true,
-    )
-    .unwrap();
+    callgate::loadtest::fixtures::seed(&app.store(), &app.keys(), 20, 200, true).unwrap();
     // No ANALYZE, as in production: without statistics SQLite plans for large tables. (With
     // statistics from these few rows it would rightly prefer scanning a one-row table.)
     let conn = rusqlite::Connection::open(app.data_dir.join("callgate.db")).unwrap();
@@ -86,7 +79,8 @@ async fn no_statement_of_a_call_scans_a_table() {
         params(a, "+48700000001", None),
         Event::HandoffResult(Some("bridged".into())),
     );
-    calls::record_status(&conn, a, "completed", Some(30), now_ms()).unwrap();
+    conn.record_call_status(a, "completed", Some(30), now_ms())
+        .unwrap();
     // Caller ID match; a wrong code and a wrong TOTP; silence; a call code.
     let b = "CA00000000000000000000000000000002";
     run(&conn, params(b, "+48601234567", None), Event::Incoming);
@@ -125,8 +119,8 @@ async fn no_statement_of_a_call_scans_a_table() {
         Event::Input("account-code".into()),
     );
     // The screen-pop API.
-    users::by_token(&conn, &token).unwrap().unwrap();
-    let call = calls::get(&conn, a).unwrap().unwrap();
+    conn.user_by_token(&token).unwrap().unwrap();
+    let call = conn.call(a).unwrap().unwrap();
     callgate::agent::ScreenPop::load(&conn, &call, now_ms(), callgate::agent::view::Viewer::Agent)
         .unwrap();
     conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);

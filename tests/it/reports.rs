@@ -1,8 +1,8 @@
 //! Reports computed from calls played through the webhooks: JSON, CSV, the terminal, and the
 //! server-drawn page.
 
-use callgate::store::users::Role;
 use crate::common::*;
+use callgate::store::users::Role;
 use serde_json::Value;
 
 async fn report(app: &TestApp, token: &str, query: &str) -> (u16, String) {

@@ -1,8 +1,8 @@
 //! Speech routing learns from what agents confirm: words no script phrase knows are routed
 //! after `callgate routing train`, without a restart.
 
-use callgate::store::users::Role;
 use crate::common::*;
+use callgate::store::users::Role;
 
 const BILINGUAL: &str = "+48225550100";
 

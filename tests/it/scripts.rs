@@ -2,8 +2,8 @@
 //! audit), the simulator, the second example script (language choice, knowledge question,
 //! step-up), and the `callgate script` / `callgate audit` commands. Real server, real SQLite.
 
-use callgate::store::users::Role;
 use crate::common::*;
+use callgate::store::users::Role;
 use serde_json::{Value, json};
 
 const JAN_PHONE: &str = "+48601234567";
@@ -333,9 +333,10 @@ async fn bilingual_line_chooses_language_asks_knowledge_and_steps_up_to_totp() {
     let secret = app
         .add_account("ACC-3001", JAN_PHONE, Some(JAN_CODE), true)
         .unwrap();
-    let conn = app.store().conn().unwrap();
-    callgate::store::knowledge::set(&conn, &app.keys(), "ACC-3001", "dob", "14031985").unwrap();
-    drop(conn);
+    let keys = app.keys();
+    app.store()
+        .write_sync(|db| db.set_knowledge_answer(&keys, "ACC-3001", "dob", "14031985"))
+        .unwrap();
     let admin = app.user("admin", Role::Admin);
 
     // From another phone: the code alone is level low.

@@ -9,9 +9,9 @@ mod holes_http;
 
 use std::time::Duration;
 
+use crate::common::*;
 use callgate::store::users::Role;
 use callgate::twilio::signature;
-use crate::common::*;
 
 const WRONG_CODE: &str = "Nie udało się potwierdzić tego kodu.";
 const WRONG_TOTP: &str = "Ten kod jest nieprawidłowy.";
@@ -367,9 +367,7 @@ async fn wrong_totps_after_a_right_code_keep_counting_until_a_completed_verifica
     let doc = c.press(&totp_now(&secret2)).await;
     assert!(doc.said().contains(MENU), "{}", doc.said());
     let count: i64 = app
-        .store()
-        .conn()
-        .unwrap()
+        .sql()
         .query_row(
             "SELECT failed_count FROM accounts WHERE id = 'ACC-T2'",
             [],
@@ -547,9 +545,7 @@ async fn no_plaintext_code_token_or_totp_secret_reaches_the_database() {
     // The TOTP code typed in this call is 6 digits: too short to scan for, so check the calls
     // table holds no keypad input column at all.
     let columns: Vec<String> = app
-        .store()
-        .conn()
-        .unwrap()
+        .sql()
         .prepare("SELECT name FROM pragma_table_info('calls')")
         .unwrap()
         .query_map([], |r| r.get(0))

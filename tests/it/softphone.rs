@@ -1,8 +1,8 @@
 //! The terminal softphone plays a whole call against a real server.
 
+use crate::common::*;
 use callgate::softphone::{CallArgs, Softphone};
 use callgate::store::users::Role;
-use crate::common::*;
 
 fn args(app: &TestApp, from: &str, agent: Option<String>) -> CallArgs {
     CallArgs {

@@ -1,14 +1,14 @@
 //! The browser side: login sessions, their cookie, CSRF, page access by role, security headers,
 //! then the same flows in headless Chromium.
 
+use crate::common::browser::Browser;
+use crate::common::{TestApp, callgate_cli, contains};
 use axum::Router;
 use axum::routing::post;
 use callgate::agent::auth::AuthUser;
 use callgate::store::sessions;
-use callgate::store::users::{self, Role};
+use callgate::store::users::Role;
 use callgate::web::headers::CONTENT_SECURITY_POLICY;
-use crate::common::browser::Browser;
-use crate::common::{TestApp, callgate_cli, contains};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 /// A client that shows redirects instead of following them, and keeps no cookies.
@@ -360,9 +360,7 @@ async fn logout_ends_the_session_for_good() {
     assert_eq!(get(&app, "/admin", &cookie).await.status(), 303);
     assert_eq!(get(&app, "/api/me", &cookie).await.status(), 401);
     let left: i64 = app
-        .store()
-        .conn()
-        .unwrap()
+        .sql()
         .query_row("SELECT count(*) FROM web_sessions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0);
@@ -373,7 +371,7 @@ async fn an_expired_session_is_refused_and_deleted() {
     let app = TestApp::spawn().await;
     let token = app.user("Ada Admin", Role::Admin);
     let cookie = session(&app, &token).await;
-    let conn = app.store().conn().unwrap();
+    let conn = app.sql();
     conn.execute("UPDATE web_sessions SET expires_at = 1", [])
         .unwrap();
     assert_eq!(get(&app, "/api/me", &cookie).await.status(), 401);
@@ -448,7 +446,9 @@ async fn the_cli_stores_an_agents_departments() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().last().unwrap();
-    let user = users::by_token(&app.store().conn().unwrap(), token)
+    let user = app
+        .store()
+        .read_sync(|db| db.user_by_token(token))
         .unwrap()
         .unwrap();
     assert_eq!(user.departments, ["billing", "technical"]);

@@ -32,7 +32,6 @@ mod walk;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rusqlite::Connection;
 
 pub use self::context::IvrContext;
 pub use self::input::{CallInput, Speech};
@@ -41,7 +40,8 @@ use super::reply::{Audio, Reply, Utterance};
 use super::script::model::TECHNICAL_ERROR_PROMPT;
 use super::script::{Script, Step};
 use crate::domain::{CallerId, mask_number};
-use crate::store::calls::{self, Call};
+use crate::store::Db;
+use crate::store::calls::Call;
 use crate::verify::{Keyring, Limits};
 
 /// Steps run without a question in between, per webhook. The checker refuses silent loops;
@@ -72,25 +72,25 @@ pub struct Turn {
 /// savepoint of its own): any error leaves the database as it was. The call row is read here,
 /// once per webhook.
 pub fn handle(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     input: &CallInput,
     event: Event,
     now: i64,
 ) -> anyhow::Result<Turn> {
-    let existing = calls::get(conn, input.call_sid.as_str())?;
+    let existing = db.call(input.call_sid.as_str())?;
     let script = match &existing {
-        Some(call) => script_of(conn, ctx, call)?,
+        Some(call) => script_of(db, ctx, call)?,
         None => ctx.scripts.live().for_number(input.called.as_deref()),
     };
-    run(conn, ctx, &script, existing, input, event, now)
+    run(db, ctx, &script, existing, input, event, now)
 }
 
 /// The version a call started on; the published one if that version has gone (a call row
 /// written by a status callback alone has none).
-fn script_of(conn: &Connection, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
+fn script_of(db: &dyn Db, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
     if let Some(v) = call.script_version_no
-        && let Some(script) = ctx.scripts.version(conn, &call.script, v)?
+        && let Some(script) = ctx.scripts.version(db, &call.script, v)?
     {
         return Ok(script);
     }
@@ -103,7 +103,7 @@ fn script_of(conn: &Connection, ctx: &IvrContext, call: &Call) -> anyhow::Result
 /// Runs one webhook on a given script and saves the call: the live line and the admin page's
 /// simulator (which runs a draft on a scratch database) share every line of the engine.
 pub fn run(
-    conn: &Connection,
+    db: &dyn Db,
     ctx: &IvrContext,
     script: &Script,
     existing: Option<Call>,
@@ -117,7 +117,7 @@ pub fn run(
     };
     let limits = script.lockout.apply(&ctx.limits);
     let mut flow = Flow {
-        conn,
+        db,
         ctx,
         script,
         limits,
@@ -136,7 +136,7 @@ pub fn run(
         Event::Input(_) => flow.resume()?,
         Event::HandoffResult(result) => flow.after_handoff(result.as_deref())?,
     };
-    calls::save(conn, &call, now)?;
+    db.save_call(&call, now)?;
     Ok(Turn {
         before: existing,
         call,
@@ -211,7 +211,7 @@ fn utterance(ctx: &IvrContext, script: &Script, language: &str, prompt: &str) ->
 
 /// One webhook's walk: the call being moved along its script.
 struct Flow<'a> {
-    conn: &'a Connection,
+    db: &'a dyn Db,
     ctx: &'a IvrContext,
     script: &'a Script,
     limits: Limits,

@@ -9,9 +9,8 @@ use anyhow::Context;
 
 use super::Flow;
 use crate::domain::{AccountCode, Keypad};
-use crate::store::accounts::{self, Account};
-use crate::store::throttle::{self, FailureKind};
-use crate::store::{audit, call_codes, knowledge};
+use crate::store::accounts::Account;
+use crate::store::throttle::FailureKind;
 use crate::verify::{Factor, totp};
 
 /// Raises the global guessing alert at most once a minute in the log, counting every time the
@@ -65,7 +64,7 @@ impl Flow<'_> {
 
     /// The keypad may not verify anything from a number that is locked out.
     fn number_locked(&self) -> anyhow::Result<bool> {
-        throttle::number_locked(self.conn, self.caller.throttle_key(), self.now)
+        self.db.number_locked(self.caller.throttle_key(), self.now)
     }
 
     /// The account a code names, read once (for its lock, its phone and its test flag), if it
@@ -76,13 +75,15 @@ impl Flow<'_> {
             return Ok(None);
         }
         let by_account_code = if AccountCode::parse(keys.expose()).is_ok() {
-            accounts::find_by_code(self.conn, &self.keys, keys.expose())?
+            self.db.find_account_by_code(&self.keys, keys.expose())?
         } else {
             None
         };
         let found = match by_account_code {
             Some(id) => Some(CodeMatch::Account(id)),
-            None => call_codes::find_live(self.conn, &self.keys, keys.expose(), self.now)?
+            None => self
+                .db
+                .find_live_call_code(&self.keys, keys.expose(), self.now)?
                 .map(|(row, account)| CodeMatch::CallCode { row, account }),
         };
         let Some(found) = found else {
@@ -91,7 +92,9 @@ impl Flow<'_> {
         let id = match &found {
             CodeMatch::Account(id) | CodeMatch::CallCode { account: id, .. } => id,
         };
-        Ok(accounts::get(self.conn, id)?
+        Ok(self
+            .db
+            .account(id)?
             .filter(|a| !a.test || self.ctx.test_accounts_answer)
             .map(|a| (found, a)))
     }
@@ -110,7 +113,8 @@ impl Flow<'_> {
             .is_some_and(|(_, a)| a.locked_until.is_some_and(|t| t > self.now));
         let accepted = match (&found, locked) {
             (Some((CodeMatch::CallCode { row, .. }, _)), false) => {
-                call_codes::consume(self.conn, *row, &self.call.call_sid, self.now)?
+                self.db
+                    .consume_call_code(*row, &self.call.call_sid, self.now)?
             }
             (Some((CodeMatch::Account(_), _)), false) => true,
             _ => false,
@@ -118,7 +122,7 @@ impl Flow<'_> {
         let (Some((found, registered)), true) = (found, accepted) else {
             // The failure counts against the accounts registered to the caller ID.
             let on_phone = match self.caller.number() {
-                Some(n) => accounts::ids_on_phone(self.conn, n.as_str())?,
+                Some(n) => self.db.account_ids_on_phone(n.as_str())?,
                 None => vec![],
             };
             self.ctx.metrics.verification("code", false);
@@ -173,18 +177,15 @@ impl Flow<'_> {
             .clone()
             .context("TOTP step without an account")?;
         let number_locked = self.number_locked()?;
-        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
+        let blocked = number_locked || self.db.account_locked(&account, self.now)?;
         let unix_secs = u64::try_from(self.now / 1000).unwrap_or_default();
-        let step = match (
-            blocked,
-            accounts::totp_secret(self.conn, &self.keys, &account)?,
-        ) {
+        let step = match (blocked, self.db.totp_secret(&self.keys, &account)?) {
             (false, Some(secret)) => totp::matching_step(&secret, keys.expose(), unix_secs),
             _ => None,
         };
         let fresh = match step {
             Some(step) => {
-                let advanced = accounts::advance_totp_step(self.conn, &account, step)?;
+                let advanced = self.db.advance_totp_step(&account, step)?;
                 if !advanced {
                     tracing::warn!(target: "callgate::security", account = %account, "TOTP replay refused");
                 }
@@ -220,10 +221,12 @@ impl Flow<'_> {
             .clone()
             .context("knowledge step without an account")?;
         let number_locked = self.number_locked()?;
-        let blocked = number_locked || throttle::account_locked(self.conn, &account, self.now)?;
+        let blocked = number_locked || self.db.account_locked(&account, self.now)?;
         let right = !blocked
             && keys.is_all_digits()
-            && knowledge::check(self.conn, &self.keys, &account, question, keys.expose())?;
+            && self
+                .db
+                .check_knowledge_answer(&self.keys, &account, question, keys.expose())?;
         self.ctx.metrics.verification("knowledge", right);
         if right {
             self.call.factors.add(Factor::Knowledge);
@@ -253,7 +256,7 @@ impl Flow<'_> {
         if level.is_verified()
             && let Some(account) = &self.call.account_id
         {
-            throttle::reset_account(self.conn, account)?;
+            self.db.reset_account_failures(account)?;
         }
         Ok(())
     }
@@ -261,8 +264,7 @@ impl Flow<'_> {
     /// Counts a failure; true when it locked the calling number.
     fn fail(&mut self, kind: FailureKind, accounts: &[String]) -> anyhow::Result<bool> {
         self.call.failed_attempts += 1;
-        let outcome = throttle::record_failure(
-            self.conn,
+        let outcome = self.db.record_failure(
             &self.limits,
             self.caller.throttle_key(),
             accounts,
@@ -282,8 +284,7 @@ impl Flow<'_> {
             self.call
                 .state
                 .note(self.now, &step, "account locked", None);
-            audit::append(
-                self.conn,
+            self.db.append_audit(
                 "callgate",
                 "security.account_locked",
                 &format!("account:{account}"),
@@ -301,8 +302,7 @@ impl Flow<'_> {
                 .inc();
             tracing::warn!(target: "callgate::security", caller = %self.caller.masked(), "calling number locked out after repeated failures");
             self.note("number locked", None);
-            audit::append(
-                self.conn,
+            self.db.append_audit(
                 "callgate",
                 "security.number_locked",
                 &format!("number:{}", self.number_pseudonym()),

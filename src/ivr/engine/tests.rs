@@ -4,8 +4,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rusqlite::Connection;
-
 use super::*;
 use crate::domain::{CallSid, Keypad, Region};
 use crate::ivr::reply::{Ask, Next};
@@ -19,14 +17,13 @@ const SID: &str = "CA0123456789abcdef0123456789abcdef";
 
 struct Line {
     _dir: tempfile::TempDir,
-    conn: Connection,
+    store: crate::store::Store,
     ctx: IvrContext,
 }
 
 fn line() -> Line {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::Store::open(dir.path()).unwrap();
-    let conn = Connection::open(store.path()).unwrap();
     let script = check(SHIPPED, Env::default()).script.unwrap();
     let ctx = IvrContext {
         keys: Arc::new(LiveKeyring::new(
@@ -48,7 +45,7 @@ fn line() -> Line {
     };
     Line {
         _dir: dir,
-        conn,
+        store,
         ctx,
     }
 }
@@ -63,7 +60,9 @@ impl Line {
             digits: Keypad::from_digits(digits),
             speech: None,
         };
-        handle(&self.conn, &self.ctx, &input, event, crate::store::now_ms()).unwrap()
+        self.store
+            .write_sync(|db| handle(db, &self.ctx, &input, event, crate::store::now_ms()))
+            .unwrap()
     }
 }
 

@@ -6,9 +6,7 @@ use anyhow::bail;
 use super::{Flow, MAX_HOPS, step_in};
 use crate::ivr::reply::{Reply, Utterance};
 use crate::ivr::script::{Challenge, Step};
-use crate::store::accounts;
 use crate::store::calls::{ENDED, HANDED_OFF};
-use crate::store::knowledge;
 use crate::verify::AssuranceLevel;
 
 impl Flow<'_> {
@@ -155,8 +153,10 @@ impl Flow<'_> {
         };
         Ok(match factor {
             Challenge::Code => true,
-            Challenge::Totp => accounts::get(self.conn, account)?.is_some_and(|a| a.has_totp),
-            Challenge::Knowledge { question, .. } => knowledge::has(self.conn, account, question)?,
+            Challenge::Totp => self.db.account(account)?.is_some_and(|a| a.has_totp),
+            Challenge::Knowledge { question, .. } => {
+                self.db.has_knowledge_answer(account, question)?
+            }
         })
     }
 

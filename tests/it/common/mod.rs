@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use callgate::config::{Settings, TwilioTokens};
 use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use callgate::startup::{AppState, serve};
-use callgate::store::accounts::{self, NewAccount};
+use callgate::store::accounts::NewAccount;
 use callgate::store::users::{self, Role};
-use callgate::store::{Store, call_codes, now_ms};
+use callgate::store::{Store, now_ms};
 use callgate::twilio::client::CallLeg;
 use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
@@ -143,6 +143,13 @@ impl TestApp {
         Store::open(&self.data_dir).unwrap()
     }
 
+    /// A SQLite connection of the test's own to the server's database file, for tests that
+    /// look at or change what is stored behind the storage interface's back (a call's start
+    /// time moved into the past, a row read as written).
+    pub fn sql(&self) -> rusqlite::Connection {
+        open_sql(&self.data_dir)
+    }
+
     pub fn keys(&self) -> Keyring {
         Keyring::load_or_create(&self.data_dir).unwrap()
     }
@@ -174,31 +181,24 @@ impl TestApp {
             knowledge: &[],
             test: false,
         };
-        accounts::add(
-            &mut self.store().conn().unwrap(),
-            &self.keys(),
-            &new,
-            now_ms(),
-        )
-        .unwrap();
+        let keys = self.keys();
+        self.store()
+            .write_sync(|db| Ok(db.add_account(&keys, &new, now_ms())?))
+            .unwrap();
         secret
     }
 
     pub fn call_code(&self, account: &str, ttl_ms: i64, issued_at: i64) -> String {
-        let store = self.store();
-        call_codes::issue(
-            &store.conn().unwrap(),
-            &self.keys(),
-            account,
-            ttl_ms,
-            issued_at,
-        )
-        .unwrap()
-        .to_string()
+        let keys = self.keys();
+        self.store()
+            .write_sync(|db| db.issue_call_code(&keys, account, ttl_ms, issued_at))
+            .unwrap()
+            .to_string()
     }
 
     pub fn user(&self, name: &str, role: Role) -> String {
-        users::add(&self.store().conn().unwrap(), name, role, now_ms())
+        self.store()
+            .write_sync(|db| db.add_user(name, role, &[], now_ms()))
             .unwrap()
             .to_string()
     }
@@ -206,15 +206,10 @@ impl TestApp {
     /// Like `user`, for an agent serving `departments` (comma-separated).
     pub fn user_in(&self, name: &str, role: Role, departments: &str) -> String {
         let departments = users::parse_departments(departments).unwrap();
-        users::add_with_departments(
-            &self.store().conn().unwrap(),
-            name,
-            role,
-            &departments,
-            now_ms(),
-        )
-        .unwrap()
-        .to_string()
+        self.store()
+            .write_sync(|db| db.add_user(name, role, &departments, now_ms()))
+            .unwrap()
+            .to_string()
     }
 
     /// Maps a URL from a TwiML document (built on the public URL) to this server.
@@ -255,6 +250,15 @@ impl TestApp {
         }
         all
     }
+}
+
+/// A SQLite connection to the database in `data_dir`, configured as the server's are (foreign
+/// keys on, waiting for the writer rather than failing).
+pub fn open_sql(data_dir: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(data_dir.join("callgate.db")).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+        .unwrap();
+    conn
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

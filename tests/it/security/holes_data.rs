@@ -190,9 +190,8 @@ async fn hole4_forget_leaves_no_name_or_number_in_any_file_of_the_data_directory
         c.status("completed").await;
     }
     {
-        let store = app.store();
-        let conn = store.conn().unwrap();
-        let locks: i64 = conn
+        let locks: i64 = app
+            .sql()
             .query_row(
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'security.number_locked'",
                 [],

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
-use callgate::store::accounts::{self, NewAccount};
-use callgate::store::now_ms;
 use crate::common::process::ServerProcess;
+use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use callgate::store::accounts::NewAccount;
+use callgate::store::now_ms;
 use serde_json::Value;
 
 /// Registers a test account (`callgate account add --test`, as the demo accounts are).
@@ -34,13 +34,10 @@ fn add_test_account(app: &TestApp, id: &str, phone: &str, code: &str) {
         knowledge: &[],
         test: true,
     };
-    accounts::add(
-        &mut app.store().conn().unwrap(),
-        &app.keys(),
-        &new,
-        now_ms(),
-    )
-    .unwrap();
+    let keys = app.keys();
+    app.store()
+        .write_sync(|db| Ok(db.add_account(&keys, &new, now_ms())?))
+        .unwrap();
 }
 
 fn failures_recorded(app: &TestApp) -> i64 {

@@ -15,6 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::store::{Committed, Done, WriteJob};
+
 /// What a job hands back once it has run: called with the batch's commit outcome.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -63,8 +65,12 @@ impl Writer {
         })
     }
 
-    /// Runs `work` in the writer's next transaction and returns its result once committed.
-    pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
+    /// Runs `work` in the writer's next transaction; the future answers once it is
+    /// committed. The job is queued at once, whether or not the future is polled.
+    pub fn write<T, F>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
@@ -80,12 +86,24 @@ impl Writer {
                 let _ = reply.send(outcome);
             })
         });
-        self.jobs
+        let sent = self
+            .jobs
             .send(job)
-            .map_err(|_| anyhow!("the database writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow!("the database writer dropped a job"))?
+            .map_err(|_| anyhow!("the database writer has stopped"));
+        async move {
+            sent?;
+            answer
+                .await
+                .map_err(|_| anyhow!("the database writer dropped a job"))?
+        }
+    }
+
+    /// A backend write job (`crate::store::Backend::write`): `Undo` rolls back its savepoint.
+    pub fn submit(&self, job: WriteJob) -> Committed {
+        Box::pin(self.write(move |conn: &Connection| match job(conn) {
+            Done::Keep => Ok(()),
+            Done::Undo => Err(super::undone()),
+        }))
     }
 }
 
