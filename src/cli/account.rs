@@ -43,7 +43,7 @@ pub enum AccountCommand {
     CallCode {
         id: String,
         /// Validity in minutes.
-        #[arg(long, env = "CALLGATE_CALL_CODE_TTL_MINUTES", default_value_t = 30)]
+        #[arg(long, env = "CALLGATE_CALL_CODE_TTL_MINUTES", default_value_t = crate::config::DEFAULT_CALL_CODE_TTL_MINUTES)]
         ttl: u32,
     },
     List,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crate::config::{DEFAULT_SCRIPTS_DIR, DEFAULT_SOUNDS_DIR};
 use crate::ivr::script::{self, Env, ScriptSet, Severity};
 use crate::store::{Store, audit, now_ms};
 
@@ -17,10 +18,10 @@ pub enum ScriptCommand {
     /// are also checked together (one `default`, no number bound twice).
     Check {
         files: Vec<PathBuf>,
-        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = DEFAULT_SCRIPTS_DIR)]
         scripts_dir: PathBuf,
         /// Recordings referenced by the scripts must exist here and be WAV or MP3.
-        #[arg(long, env = "CALLGATE_SOUNDS", default_value = "sounds")]
+        #[arg(long, env = "CALLGATE_SOUNDS", default_value = DEFAULT_SOUNDS_DIR)]
         sounds_dir: PathBuf,
     },
     /// Scripts in the database: published and latest versions.
@@ -29,7 +30,7 @@ pub enum ScriptCommand {
     Versions { name: String },
     /// Write each script's published version (or, with --latest, its newest) to DIR/<name>.toml.
     Export {
-        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = DEFAULT_SCRIPTS_DIR)]
         dir: PathBuf,
         #[arg(long)]
         latest: bool,

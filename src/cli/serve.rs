@@ -8,26 +8,29 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{CrmWebhook, Settings, TwilioTokens, parse_frame_origins};
+use crate::config::{
+    self, CrmWebhook, DEFAULT_RETENTION, Settings, TwilioTokens, parse_frame_origins,
+};
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
 use crate::store::accounts::NewAccount;
+use crate::store::privacy::Retention;
 use crate::store::users::Role;
 use crate::store::{Store, now_ms};
 use crate::verify::{Keyring, Limits, totp};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    #[arg(long, env = "CALLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "CALLGATE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The base URL Twilio is configured with (default: http://<listen>). Signatures are checked
     /// against it, and the URLs in TwiML are built from it.
     #[arg(long, env = "CALLGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "./ivr-scripts")]
+    #[arg(long, env = "CALLGATE_SCRIPTS", default_value = config::DEFAULT_SCRIPTS_DIR)]
     pub scripts: PathBuf,
-    #[arg(long, env = "CALLGATE_SOUNDS", default_value = "./sounds")]
+    #[arg(long, env = "CALLGATE_SOUNDS", default_value = config::DEFAULT_SOUNDS_DIR)]
     pub sounds: PathBuf,
     /// Twilio auth token(s), comma-separated while rotating.
     #[arg(long, env = "CALLGATE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
@@ -43,15 +46,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
-    #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = config::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// How long a request's body may take to arrive (e.g. 2s); slower gets 408. Bodies are read
     /// before a request counts against --max-in-flight.
-    #[arg(long, env = "CALLGATE_BODY_READ_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub body_read_timeout: Duration,
+    #[arg(long, env = "CALLGATE_BODY_READ_TIMEOUT", default_value_t = config::DEFAULT_BODY_READ_TIMEOUT.into())]
+    pub body_read_timeout: humantime::Duration,
     /// Request bodies one client address may be sending at once (0: no cap); beyond it, 429.
     /// Behind a proxy that does not buffer request bodies, set 0 (see README).
-    #[arg(long, env = "CALLGATE_MAX_BODY_READS_PER_ADDRESS", default_value_t = crate::config::DEFAULT_MAX_BODY_READS_PER_ADDRESS)]
+    #[arg(long, env = "CALLGATE_MAX_BODY_READS_PER_ADDRESS", default_value_t = config::DEFAULT_MAX_BODY_READS_PER_ADDRESS)]
     pub max_body_reads_per_address: usize,
     /// POST each hand-off's screen-pop as JSON to this URL (signed; see README).
     #[arg(long, env = "CALLGATE_CRM_WEBHOOK_URL")]
@@ -64,8 +67,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLGATE_CRM_FRAME_ORIGINS", default_value = "")]
     pub crm_frame_origins: String,
     /// How long a screen-pop URL can be opened after the hand-off (e.g. 10m).
-    #[arg(long, env = "CALLGATE_POP_URL_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub pop_url_ttl: Duration,
+    #[arg(long, env = "CALLGATE_POP_URL_TTL", default_value_t = config::DEFAULT_POP_URL_TTL.into())]
+    pub pop_url_ttl: humantime::Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -81,25 +84,25 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RetentionArgs {
     /// Call journeys and the words callers said at speech menus.
-    #[arg(long, env = "CALLGATE_RETAIN_JOURNEYS_DAYS", default_value_t = 90)]
+    #[arg(long, env = "CALLGATE_RETAIN_JOURNEYS_DAYS", default_value_t = DEFAULT_RETENTION.journeys_days)]
     pub retain_journeys_days: u32,
     /// Agents' notes on calls.
-    #[arg(long, env = "CALLGATE_RETAIN_NOTES_DAYS", default_value_t = 365)]
+    #[arg(long, env = "CALLGATE_RETAIN_NOTES_DAYS", default_value_t = DEFAULT_RETENTION.notes_days)]
     pub retain_notes_days: u32,
     /// Caller numbers and account links of calls, and failed entries; the calls stay as counts.
-    #[arg(long, env = "CALLGATE_RETAIN_CALL_DETAILS_DAYS", default_value_t = 365)]
+    #[arg(long, env = "CALLGATE_RETAIN_CALL_DETAILS_DAYS", default_value_t = DEFAULT_RETENTION.call_details_days)]
     pub retain_call_details_days: u32,
     /// The agent consoles' event log and delivered CRM bodies.
-    #[arg(long, env = "CALLGATE_RETAIN_EVENTS_DAYS", default_value_t = 30)]
+    #[arg(long, env = "CALLGATE_RETAIN_EVENTS_DAYS", default_value_t = DEFAULT_RETENTION.events_days)]
     pub retain_events_days: u32,
     /// The audit trail (its chain stays verifiable from an anchor).
-    #[arg(long, env = "CALLGATE_RETAIN_AUDIT_DAYS", default_value_t = 1095)]
+    #[arg(long, env = "CALLGATE_RETAIN_AUDIT_DAYS", default_value_t = DEFAULT_RETENTION.audit_days)]
     pub retain_audit_days: u32,
 }
 
 impl RetentionArgs {
-    pub fn retention(&self) -> crate::store::privacy::Retention {
-        crate::store::privacy::Retention {
+    pub fn retention(&self) -> Retention {
+        Retention {
             journeys_days: self.retain_journeys_days,
             notes_days: self.retain_notes_days,
             call_details_days: self.retain_call_details_days,
@@ -112,31 +115,31 @@ impl RetentionArgs {
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Failures in a row that lock an account's keypad verification.
-    #[arg(long, env = "CALLGATE_ACCOUNT_MAX_FAILURES", default_value_t = 5)]
+    #[arg(long, env = "CALLGATE_ACCOUNT_MAX_FAILURES", default_value_t = Limits::DEFAULT.account_max_failures)]
     pub account_max_failures: u32,
     /// How long an account stays locked (e.g. 15m).
-    #[arg(long, env = "CALLGATE_ACCOUNT_LOCK", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub account_lock: Duration,
+    #[arg(long, env = "CALLGATE_ACCOUNT_LOCK", default_value_t = Limits::DEFAULT.account_lock.into())]
+    pub account_lock: humantime::Duration,
     /// Failures from one calling number within --number-window that lock the number out.
-    #[arg(long, env = "CALLGATE_NUMBER_MAX_FAILURES", default_value_t = 10)]
+    #[arg(long, env = "CALLGATE_NUMBER_MAX_FAILURES", default_value_t = Limits::DEFAULT.number_max_failures)]
     pub number_max_failures: u32,
-    #[arg(long, env = "CALLGATE_NUMBER_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub number_window: Duration,
-    #[arg(long, env = "CALLGATE_NUMBER_LOCK", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub number_lock: Duration,
+    #[arg(long, env = "CALLGATE_NUMBER_WINDOW", default_value_t = Limits::DEFAULT.number_window.into())]
+    pub number_window: humantime::Duration,
+    #[arg(long, env = "CALLGATE_NUMBER_LOCK", default_value_t = Limits::DEFAULT.number_lock.into())]
+    pub number_lock: humantime::Duration,
     /// Failures per minute across the system that raise an alert (never a lock).
-    #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
+    #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = Limits::DEFAULT.global_alert_per_minute)]
     pub global_alert_per_minute: u32,
 }
 
 impl LimitArgs {
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         Limits {
             account_max_failures: self.account_max_failures.max(1),
-            account_lock: self.account_lock,
+            account_lock: *self.account_lock,
             number_max_failures: self.number_max_failures.max(1),
-            number_window: self.number_window,
-            number_lock: self.number_lock,
+            number_window: *self.number_window,
+            number_lock: *self.number_lock,
             global_alert_per_minute: self.global_alert_per_minute,
         }
     }
@@ -185,11 +188,11 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
     };
     let crm_frame_origins = parse_frame_origins(&args.crm_frame_origins)?;
     anyhow::ensure!(
-        (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&args.pop_url_ttl),
+        (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&*args.pop_url_ttl),
         "CALLGATE_POP_URL_TTL must be between 30s and 24h"
     );
     anyhow::ensure!(
-        (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&args.body_read_timeout),
+        (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&*args.body_read_timeout),
         "CALLGATE_BODY_READ_TIMEOUT must be between 100ms and 60s"
     );
     let settings = Settings {
@@ -208,11 +211,11 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
         limits: args.limits.limits(),
         max_in_flight: args.max_in_flight,
-        body_read_timeout: args.body_read_timeout,
+        body_read_timeout: *args.body_read_timeout,
         max_body_reads_per_address: args.max_body_reads_per_address,
         crm_webhook,
         crm_frame_origins,
-        pop_url_ttl: args.pop_url_ttl,
+        pop_url_ttl: *args.pop_url_ttl,
         retention: args.retention.retention(),
         max_database_mb: args.max_database_mb,
         test_accounts_answer: args.demo,
