@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::domain::Region;
+use crate::store::{Db, Store};
+use crate::usecases::{self, Actor, Refused};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +166,37 @@ pub async fn run() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Who the audit trail says did what the CLI did: the operator's login.
+fn operator() -> Actor {
+    Actor::cli(&std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+/// Runs a use case in one transaction of its own: committed when it succeeds or is refused
+/// (a refusal may carry its audit entry), rolled back when it fails. A refusal becomes the
+/// command's error; a script's problems are listed with it.
+fn in_transaction<T>(
+    store: &Store,
+    work: impl FnOnce(&dyn Db) -> usecases::Result<T>,
+) -> anyhow::Result<T> {
+    store
+        .write_sync(|db| usecases::settle(work(db)))?
+        .map_err(refusal)
+}
+
+/// A refusal as the command line says it.
+fn refusal(refused: Refused) -> anyhow::Error {
+    match refused {
+        Refused::Unchecked { message, problems } => {
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  {}", p.render("script")))
+                .collect();
+            anyhow::anyhow!("{message}:\n{}", listed.join("\n"))
+        }
+        other => other.into(),
     }
 }
 

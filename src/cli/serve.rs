@@ -1,6 +1,5 @@
 //! `callgate serve`: the webhook server, and `--demo` for a first experience without a phone.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,14 +10,16 @@ use clap::Args;
 use crate::config::{
     self, CrmWebhook, DEFAULT_RETENTION, Settings, TwilioTokens, parse_frame_origins,
 };
-use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use crate::domain::Region;
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
-use crate::store::accounts::NewAccount;
 use crate::store::privacy::Retention;
 use crate::store::users::Role;
-use crate::store::{Store, now_ms};
-use crate::verify::{Keyring, Limits, totp};
+use crate::store::{Db, Store, now_ms};
+use crate::usecases::accounts::{AccountForm, CallCodeTtl};
+use crate::usecases::users::ValidUser;
+use crate::usecases::{self, Actor};
+use crate::verify::{Keyring, Limits};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -230,33 +231,43 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
 const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
 
 /// Demo data, seeded once: two test accounts (one with TOTP), a one-time call code, an agent
-/// token and an admin token, printed so that `callgate call` can be tried at once. A later start
-/// finds them there and mints nothing: a new admin on every restart would pile up users who can
-/// all log in, and tokens in every start's output. It says how to make a token instead.
+/// token and an admin token, printed with a `call` command that can be pasted as it is. A later
+/// start finds them there and mints nothing: a new admin on every restart would pile up users
+/// who can all log in, and tokens in every start's output. It says how to make a token instead.
 ///
 /// `--demo` lets test accounts answer calls, and the demo's codes are public, so a data
-/// directory holding real (non-test) accounts is refused before anything is written.
+/// directory holding real (non-test) accounts is refused before anything is written. Everything
+/// is added through the same use cases (and audited) as by an admin.
 fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let store = Store::open(data_dir)?;
     let keys = Keyring::load_or_create(data_dir)?;
+    // The commands printed below name this very binary and data directory, so that they work
+    // when pasted, also after `cargo run` (which puts no `callgate` on the PATH).
+    let callgate = shell_word(
+        &std::env::current_exe()
+            .map_or_else(|_| "callgate".to_owned(), |p| p.display().to_string()),
+    );
+    let data = shell_word(
+        &std::path::absolute(data_dir)
+            .unwrap_or_else(|_| data_dir.to_owned())
+            .display()
+            .to_string(),
+    );
     // One transaction: the check, the seeding and the tokens stand or fall together, and two
     // servers started at once cannot both seed.
-    let seeded = store.write_sync(|db| seed_demo_in(db, &keys, data_dir, public_url))?;
+    let seeded = store.write_sync(|db| seed_demo_in(db, &keys, data_dir, public_url, &callgate))?;
     // Printed once the transaction is committed: nothing is shown that was not kept.
     let Some(out) = seeded else {
         println!("=== callgate demo ===");
         println!(
-            "demo data already present in {dir} (accounts {}; their codes are in the README).",
+            "demo data already present in {data} (accounts {}; their codes are in the README).",
             DEMO_ACCOUNTS.join(", "),
-            dir = data_dir.display()
         );
         println!(
-            "Tokens are printed on the first start only. A new one:  callgate user add NAME --role admin --data-dir {}   (or --role agent)",
-            data_dir.display()
+            "Tokens are printed on the first start only. A new one:  {callgate} user add NAME --role admin --data-dir {data}   (or --role agent)"
         );
         println!(
-            "A fresh one-time call code:  callgate account call-code DEMO-1001 --data-dir {}",
-            data_dir.display()
+            "A fresh one-time call code:  {callgate} account call-code DEMO-1001 --data-dir {data}"
         );
         println!("=====================");
         return Ok(());
@@ -268,12 +279,13 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
 }
 
 /// The demo's check and seeding, in the caller's transaction: `None` when it was seeded before,
-/// else the lines to print.
+/// else the lines to print. `callgate` is this binary, as a shell word.
 fn seed_demo_in(
-    db: &dyn crate::store::Db,
+    db: &dyn Db,
     keys: &Keyring,
     data_dir: &Path,
     public_url: &str,
+    callgate: &str,
 ) -> anyhow::Result<Option<Vec<String>>> {
     let real = db.count_real_accounts()?;
     anyhow::ensure!(
@@ -290,7 +302,7 @@ fn seed_demo_in(
     if seeded {
         return Ok(None);
     }
-    let region = Region::default();
+    let actor = Actor::demo();
     let demo = [
         (
             DEMO_ACCOUNTS[0],
@@ -311,57 +323,64 @@ fn seed_demo_in(
     ];
     let mut out = vec!["=== callgate demo ===".to_owned()];
     for (id, name, phone, code, with_totp, attrs) in demo {
-        let attributes: BTreeMap<String, String> = attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let (id, name) = (AccountId::parse(id)?, AccountName::parse(name)?);
-        let phone = PhoneNumber::parse(phone, region)?;
-        let code = AccountCode::parse(code)?;
-        let secret = with_totp.then(totp::new_secret);
-        let new = NewAccount {
-            id: &id,
-            name: &name,
-            phone: &phone,
-            code: Some(&code),
-            totp_secret: secret.as_deref().map(Vec::as_slice),
-            attributes: &attributes,
-            knowledge: &[("dob".to_owned(), "14031985".to_owned())],
+        let account = AccountForm {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            phone: phone.to_owned(),
+            code: Some(code.to_owned()),
+            totp: with_totp,
             // Demo accounts are test accounts: they answer in the admin page's simulator and
             // on a --demo server, never on a real line.
             test: true,
-        };
-        db.add_account(keys, &new, now_ms())?;
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            knowledge: vec![("dob".to_owned(), "14031985".to_owned())],
+        }
+        .validate(Region::default())?;
+        // A refusal fails the whole seeding: nothing is half seeded.
+        let added = usecases::accounts::add(db, keys, &actor, &account, now_ms())?;
         out.push(format!(
-            "account {id}: {} phone {phone} code {} (date of birth 14031985)",
-            name.as_str(),
-            code.expose()
+            "account {id}: {name} phone {} code {code} (date of birth 14031985)",
+            added.account.phone
         ));
-        if let Some(secret) = &secret {
-            out.push(format!(
-                "  TOTP: {}",
-                totp::provisioning_uri(secret, id.as_str())?
-            ));
+        if let Some(uri) = &added.otpauth_uri {
+            out.push(format!("  TOTP: {uri}"));
         }
     }
-    let call_code = db.issue_call_code(keys, DEMO_ACCOUNTS[0], 30 * 60_000, now_ms())?;
+    let ttl = CallCodeTtl::minutes(config::DEFAULT_CALL_CODE_TTL_MINUTES)?;
+    let call_code =
+        usecases::accounts::issue_call_code(db, keys, &actor, DEMO_ACCOUNTS[0], ttl, now_ms())?;
     out.push(format!(
-        "one-time call code for {} (30 minutes): {}",
+        "one-time call code for {} ({} minutes): {}",
         DEMO_ACCOUNTS[0],
+        ttl.as_minutes(),
         call_code.as_str()
     ));
-    let agent = format!("demo-agent-{}", now_ms());
-    let token = db.add_user(&agent, Role::Agent, &[], now_ms())?;
+    let token_for = |role: Role| -> anyhow::Result<_> {
+        let user = ValidUser::parse(
+            &format!("demo-{}-{}", role.as_str(), now_ms()),
+            role.as_str(),
+            &[],
+        )?;
+        Ok(usecases::users::add(db, &actor, &user, now_ms())?)
+    };
+    let token = token_for(Role::Agent)?;
     out.push(format!("agent token: {}", token.as_str()));
-    let admin = format!("demo-admin-{}", now_ms());
-    let admin_token = db.add_user(&admin, Role::Admin, &[], now_ms())?;
+    let admin_token = token_for(Role::Admin)?;
     out.push(format!(
         "admin token: {}  (log in at {public_url}/login)",
         admin_token.as_str()
     ));
+    out.push(
+        "try it in a second terminal, where CALLGATE_TWILIO_AUTH_TOKEN is set as for this server:"
+            .to_owned(),
+    );
     out.push(format!(
-        "try:  CALLGATE_AGENT_TOKEN={} callgate call --url {public_url} --from +48601234567",
-        token.as_str()
+        "  CALLGATE_AGENT_TOKEN={} {callgate} call --url {} --from +48601234567",
+        token.as_str(),
+        shell_word(public_url)
     ));
     out.push(
         "(tokens are shown only now: a later --demo start keeps this data and prints none)"
@@ -369,4 +388,31 @@ fn seed_demo_in(
     );
     out.push("=====================".to_owned());
     Ok(Some(out))
+}
+
+/// `word` as one word of a POSIX shell command: as it is when it holds nothing the shell reads
+/// specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_survive_pasting() {
+        assert_eq!(shell_word("/usr/bin/callgate"), "/usr/bin/callgate");
+        assert_eq!(shell_word("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(shell_word("/my dir/callgate"), "'/my dir/callgate'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
 }
