@@ -16,7 +16,7 @@
 //! - `speech`: a speech menu's words, routed to a department.
 //! - `ask`: the question a step puts to the caller.
 //! - `handoff`: leaving the IVR for an agent, and coming back when nobody answered.
-//! - `proofs`: checking codes, authenticator digits and answers; failures and lockouts.
+//! - `proofs`: a verify step's keys, checked by `crate::verify`, taken into the call.
 
 mod answer;
 mod ask;
@@ -35,7 +35,6 @@ use anyhow::Context;
 
 pub use self::context::IvrContext;
 pub use self::input::{CallInput, Speech};
-pub use self::proofs::AlertGate;
 use super::reply::{Audio, Reply, Utterance};
 use super::script::model::TECHNICAL_ERROR_PROMPT;
 use super::script::{Script, Step};
