@@ -385,7 +385,7 @@ fn play(
         level: call.level().as_str(),
         factors: call.factors.iter().map(|f| f.as_str()).collect(),
         account: call.account_id.clone(),
-        department: call.category.clone(),
+        department: call.department.clone(),
         ended: call.step == calls::ENDED,
         end_reason: call.end_reason.clone(),
         hears,

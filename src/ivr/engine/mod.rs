@@ -88,7 +88,7 @@ pub fn handle(
 /// The version a call started on; the published one if that version has gone (a call row
 /// written by a status callback alone has none).
 fn script_of(db: &dyn Db, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
-    if let Some(v) = call.script_version_no
+    if let Some(v) = call.script_version
         && let Some(script) = ctx.scripts.version(db, &call.script, v)?
     {
         return Ok(script);
@@ -164,8 +164,8 @@ fn new_call(script: &Script, input: &CallInput, now: i64) -> Call {
         called: input.called.clone(),
         stir_verstat: input.stir.as_ref().map(ToString::to_string),
         script: script.name.clone(),
-        script_version: script.sha.clone(),
-        script_version_no: Some(script.version),
+        script_sha: script.sha.clone(),
+        script_version: Some(script.version),
         language: script.language_for(input.called.as_deref()).to_owned(),
         step: script.start.clone(),
         state: Default::default(),
@@ -175,7 +175,7 @@ fn new_call(script: &Script, input: &CallInput, now: i64) -> Call {
         caller_id_match: false,
         factors: Default::default(),
         failed_attempts: 0,
-        category: None,
+        department: None,
         handoff: None,
         status: "in-progress".into(),
         end_reason: None,
