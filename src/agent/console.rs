@@ -175,7 +175,7 @@ pub async fn record_outcome(
             let Some(call) = db.call(&sid_str)? else {
                 return Ok(Err(ApiError::NotFound));
             };
-            if !may_see(&user, call.category.as_deref()) {
+            if !may_see(&user, call.department.as_deref()) {
                 return Ok(Err(ApiError::NotFound));
             }
             if call.handed_off_at.is_none() {
@@ -200,7 +200,7 @@ pub async fn record_outcome(
                 db.set_queue_status(&sid_str, events::ANSWERED, now)?;
             }
             let seq =
-                db.append_call_event(&sid_str, Kind::Outcome, call.category.as_deref(), now)?;
+                db.append_call_event(&sid_str, Kind::Outcome, call.department.as_deref(), now)?;
             let view = CallView::by_sid(db, &sid_str, viewer)?;
             Ok(Ok((seq, view)))
         })

@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::twilio::client::{self, CallLeg};
+use crate::twilio::emulator::{self, CallLeg};
 use crate::twilio::twiml::{self, DialTarget, Prompt, Verb};
 
 #[derive(Debug, Args)]
@@ -106,7 +106,7 @@ impl Softphone {
         url: &str,
         params: &[(String, String)],
     ) -> anyhow::Result<reqwest::Response> {
-        client::post_signed(&self.http, &self.token, url, params)
+        emulator::post_signed(&self.http, &self.token, url, params)
             .await
             .with_context(|| format!("POST {url}"))
     }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::config::Settings;
-use crate::ivr::AlertGate;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::{Store, now_ms};
+use crate::verify::AlertGate;
 use crate::verify::{Keyring, LiveKeyring};
 
 #[derive(Clone)]
