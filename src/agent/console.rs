@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 use super::auth::AuthUser;
 use super::live::Tracked;
 use super::view::{CallView, Viewer, departments_of, may_see};
-use crate::domain::{AttributeKey, CallSid};
+use crate::admin::run_use_case;
+use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::events::{self, Kind};
 use crate::store::now_ms;
 use crate::store::outcomes::Outcome;
 use crate::store::users::{Role, User};
+use crate::usecases::Actor;
+use crate::usecases::settings::set_visible_attributes as set_visible;
 
 /// The most calls the queue view lists in each part.
 const QUEUE_LIMIT: u32 = 200;
@@ -252,19 +255,6 @@ pub async fn visible_attributes(
     Ok(Json(VisibleAttributes { attributes }))
 }
 
-/// Parses and deduplicates attribute keys.
-pub fn parse_keys(keys: &[String]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::new();
-    for key in keys {
-        let key = AttributeKey::parse(key.trim()).map_err(|e| e.to_string())?;
-        let key = key.into_string();
-        if !out.contains(&key) {
-            out.push(key);
-        }
-    }
-    Ok(out)
-}
-
 #[utoipa::path(
     put,
     path = "/api/settings/visible-attributes",
@@ -286,24 +276,10 @@ pub async fn set_visible_attributes(
     Json(body): Json<VisibleAttributes>,
 ) -> Result<Json<VisibleAttributes>, ApiError> {
     admin_only(&user)?;
-    let keys = body
-        .attributes
-        .as_deref()
-        .map(parse_keys)
-        .transpose()
-        .map_err(ApiError::BadRequest)?;
-    let actor = user.name.clone();
-    let stored = keys.clone();
-    state
-        .store
-        .write(move |db| {
-            let now = now_ms();
-            db.set_visible_attributes(stored.as_deref(), now)?;
-            let detail = serde_json::json!({ "attributes": stored }).to_string();
-            db.append_audit(&actor, "visible_attributes.set", "settings", &detail, now)?;
-            Ok(())
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    let actor = Actor::user(&user.name);
+    let keys = run_use_case(&state, move |db| {
+        set_visible(db, &actor, body.attributes.as_deref(), now_ms())
+    })
+    .await?;
     Ok(Json(VisibleAttributes { attributes: keys }))
 }

@@ -23,7 +23,7 @@ pub struct CallArgs {
     #[arg(
         long,
         env = "CALLGATE_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value_t = format!("http://{}", crate::config::DEFAULT_LISTEN)
     )]
     pub url: String,
     /// Auth token to sign with (the first of a comma-separated list is used).
