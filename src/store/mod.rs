@@ -17,6 +17,8 @@ pub mod audit;
 pub mod backup;
 pub mod call_codes;
 pub mod calls;
+#[cfg(test)]
+mod contract;
 pub mod events;
 pub mod health;
 pub mod key_usage;
@@ -24,6 +26,7 @@ pub mod knowledge;
 pub mod outbox;
 pub mod outcomes;
 pub mod pop;
+pub mod postgres;
 pub mod privacy;
 pub mod reports;
 pub mod routing;
