@@ -105,6 +105,10 @@ pub enum Command {
         /// The file to write; it must not exist yet.
         path: std::path::PathBuf,
     },
+    /// Copy the SQLite database of the data directory into the empty PostgreSQL database named
+    /// by --database-url (CALLGATE_DATABASE_URL), then prove the copy: rows per table on both
+    /// sides, and the audit chain verified on PostgreSQL. The SQLite file is only read.
+    MigrateToPostgres,
     /// Add load-test accounts (public codes: never beside real accounts) and call history.
     Seed {
         /// Load-test accounts to hold (LOAD-0000000 ...).
@@ -162,6 +166,7 @@ pub async fn run() -> ExitCode {
             force,
         } => seed(&place, accounts, calls, force),
         Command::Backup { path } => backup(&place, &path),
+        Command::MigrateToPostgres => migrate_to_postgres(&place),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -272,6 +277,38 @@ fn report(
         "text" => print!("{}", crate::reports::to_text(&report)),
         other => anyhow::bail!("--format {other:?}: use text, json or csv"),
     }
+    Ok(())
+}
+
+fn migrate_to_postgres(place: &crate::store::Location) -> anyhow::Result<()> {
+    let Some(url) = &place.database_url else {
+        anyhow::bail!(
+            "say where to copy to: callgate migrate-to-postgres --database-url postgres://user@host/database"
+        );
+    };
+    let report = crate::store::copy::sqlite_to_postgres(&place.data_dir, url.expose())?;
+    println!("{:<18} {:>10} {:>10}", "table", "SQLite", "PostgreSQL");
+    for t in &report.tables {
+        let mark = if t.source == t.target {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        println!("{:<18} {:>10} {:>10}{mark}", t.table, t.source, t.target);
+    }
+    match &report.audit {
+        crate::store::audit::Verdict::Intact { entries, head } => {
+            println!("audit chain on PostgreSQL: intact, {entries} entries, head {head}");
+        }
+        crate::store::audit::Verdict::Broken { seq, why } => {
+            println!("audit chain on PostgreSQL: BROKEN at entry {seq}: {why}");
+        }
+    }
+    anyhow::ensure!(report.proven(), "the copy could not be proven (see above)");
+    println!(
+        "copied and proven. Next: start every node with CALLGATE_DATABASE_URL set and the same key file ({})",
+        place.data_dir.join(crate::verify::keys::KEY_FILE).display()
+    );
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub mod call_codes;
 pub mod calls;
 #[cfg(test)]
 mod contract;
+pub mod copy;
 pub mod events;
 pub mod health;
 pub mod key_usage;

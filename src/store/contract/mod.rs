@@ -11,6 +11,7 @@ use crate::store::Store;
 use crate::store::postgres::PgBackend;
 use crate::store::postgres::scratch_db::ScratchDatabase;
 
+mod copy;
 mod schema;
 
 /// A store on a fresh backend, and what keeps it alive.
@@ -18,6 +19,13 @@ pub struct Fresh {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
     _db: Option<ScratchDatabase>,
+}
+
+impl Fresh {
+    /// The PostgreSQL database's URL (a PostgreSQL store only).
+    pub fn url(&self) -> &str {
+        self._db.as_ref().map_or("", |db| db.url())
+    }
 }
 
 pub fn sqlite() -> Fresh {

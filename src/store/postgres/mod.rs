@@ -18,6 +18,7 @@ mod call_codes;
 mod calls;
 mod events;
 mod health;
+mod import;
 mod key_usage;
 mod knowledge;
 mod migrations;

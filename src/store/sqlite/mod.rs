@@ -11,6 +11,7 @@ pub mod backup;
 mod call_codes;
 mod calls;
 mod events;
+mod export;
 mod key_usage;
 mod knowledge;
 mod migrations;
