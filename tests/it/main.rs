@@ -19,6 +19,7 @@ mod keys;
 mod loadtest;
 mod logging;
 mod openapi;
+mod postgres;
 mod privacy;
 mod properties;
 mod query_plans;
