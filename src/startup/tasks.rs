@@ -28,6 +28,9 @@ impl Tasks {
         ];
         tasks.extend(crate::agent::crm::spawn(state.clone()));
         tasks.extend(reload_keys_on_sighup(state));
+        if let Some(feed) = state.store.changes() {
+            tasks.push(tokio::spawn(relay_changes(state.clone(), feed)));
+        }
         Self(tasks)
     }
 
@@ -38,13 +41,40 @@ impl Tasks {
     }
 }
 
+/// What other nodes committed (PostgreSQL): their agents' events wake this node's event streams
+/// at once, and a publish or a new speech model is loaded without waiting for the next poll.
+async fn relay_changes(state: AppState, mut feed: crate::store::changes::ChangeFeed) {
+    use crate::store::changes::Change;
+    while let Some(change) = feed.recv().await {
+        match change {
+            Change::CallEvent(seq) => state.hub.wake(seq),
+            Change::Audited(action) => {
+                if action.starts_with("script.") {
+                    state.hub.scripts_changed.notify_one();
+                }
+                if action == "routing.model" {
+                    state.hub.routing_changed.notify_one();
+                }
+            }
+            Change::Resumed => {
+                state.hub.scripts_changed.notify_one();
+                state.hub.routing_changed.notify_one();
+                state.hub.crm_wake.notify_one();
+            }
+        }
+    }
+}
+
 /// Loads the newest trained speech-routing model at start and whenever `callgate routing train`
 /// stores a new one.
 async fn watch_routing_models(state: AppState) {
     let mut loaded = None;
     let mut tick = tokio::time::interval(PUBLISH_POLL);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.hub.routing_changed.notified() => {}
+        }
         let newest = state.store.read(|db| db.newest_routing_model_id()).await;
         let Ok(Some(id)) = newest else { continue };
         if loaded == Some(id) {
@@ -106,7 +136,10 @@ async fn watch_publishes(state: AppState) {
     let mut seen = last_publish().await.unwrap_or(0);
     let mut tick = tokio::time::interval(PUBLISH_POLL);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.hub.scripts_changed.notified() => {}
+        }
         let Ok(latest) = last_publish().await else {
             continue;
         };

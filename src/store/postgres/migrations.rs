@@ -224,6 +224,31 @@ CREATE TABLE routing_models (
     baseline_accuracy  DOUBLE PRECISION,
     model              TEXT NOT NULL
 );
+
+-- Other nodes learn of changes by LISTEN (crate::store::postgres::listen): ids and names only,
+-- sent when the writing transaction commits; the tables stay the truth.
+CREATE FUNCTION notify_call_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('callgate_events', NEW.seq::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER call_events_notify AFTER INSERT ON call_events
+    FOR EACH ROW EXECUTE FUNCTION notify_call_event();
+CREATE FUNCTION notify_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('callgate_audit', NEW.action);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit_log_notify AFTER INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION notify_audit();
+-- A trained speech model is stored by `callgate routing train`, without an audit entry.
+CREATE FUNCTION notify_routing_model() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('callgate_audit', 'routing.model');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER routing_models_notify AFTER INSERT ON routing_models
+    FOR EACH ROW EXECUTE FUNCTION notify_routing_model();
 "#;
 
 const VERSIONS: &[&str] = &[V1];

@@ -21,6 +21,7 @@ mod health;
 mod import;
 mod key_usage;
 mod knowledge;
+mod listen;
 mod migrations;
 mod outbox;
 mod outcomes;
@@ -49,6 +50,7 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PgBackend {
     pool: Pool,
+    config: postgres::Config,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -78,7 +80,7 @@ impl PgBackend {
             .parse()
             .with_context(|| format!("reading the database URL {}", redact(url)))?;
         let shown = redact(url);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .connection_timeout(Duration::from_secs(5))
@@ -88,28 +90,36 @@ impl PgBackend {
             .get()
             .with_context(|| format!("connecting to {shown}"))?;
         migrations::apply(&mut client).with_context(|| format!("migrating {shown}"))?;
-        Ok(Self { pool, shown })
+        Ok(Self {
+            pool,
+            config,
+            shown,
+        })
     }
 
     fn run(&self, job: Job<'_>, read_only: bool) -> anyhow::Result<()> {
-        let mut client = self
-            .pool
-            .get()
-            .with_context(|| format!("connecting to {}", self.shown))?;
-        let tx = client
-            .build_transaction()
-            .read_only(read_only)
-            .start()
-            .context("begin")?;
-        let db = PgDb {
-            tx: RefCell::new(tx),
-        };
-        let done = job(&db);
-        let tx = db.tx.into_inner();
-        match done {
-            Done::Keep => tx.commit().context("commit"),
-            Done::Undo => tx.rollback().context("rollback"),
-        }
+        run_job(&self.pool, &self.shown, job, read_only)
+    }
+}
+
+/// Runs `job` in a transaction of its own on a pooled connection: committed on `Keep`.
+fn run_job(pool: &Pool, shown: &str, job: Job<'_>, read_only: bool) -> anyhow::Result<()> {
+    let mut client = pool
+        .get()
+        .with_context(|| format!("connecting to {shown}"))?;
+    let tx = client
+        .build_transaction()
+        .read_only(read_only)
+        .start()
+        .context("begin")?;
+    let db = PgDb {
+        tx: RefCell::new(tx),
+    };
+    let done = job(&db);
+    let tx = db.tx.into_inner();
+    match done {
+        Done::Keep => tx.commit().context("commit"),
+        Done::Undo => tx.rollback().context("rollback"),
     }
 }
 
@@ -122,7 +132,7 @@ impl Backend for PgBackend {
         let pool = self.pool.clone();
         let shown = self.shown.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || PgBackend { pool, shown }.run(job, false))
+            tokio::task::spawn_blocking(move || run_job(&pool, &shown, job, false))
                 .await
                 .context("database task")?
         })
@@ -155,6 +165,10 @@ impl Backend for PgBackend {
 
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.shown)
+    }
+
+    fn changes(&self) -> Option<crate::store::changes::ChangeFeed> {
+        Some(listen::spawn(self.config.clone()))
     }
 }
 
