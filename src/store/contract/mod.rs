@@ -11,8 +11,14 @@ use crate::store::Store;
 use crate::store::postgres::PgBackend;
 use crate::store::postgres::scratch_db::ScratchDatabase;
 
+mod accounts;
+mod call_codes;
 mod copy;
+mod key_usage;
+mod knowledge;
 mod schema;
+mod settings;
+mod throttle;
 
 /// A store on a fresh backend, and what keeps it alive.
 pub struct Fresh {

@@ -152,7 +152,18 @@ impl Backend for PgBackend {
     }
 
     fn scratch_with_test_accounts(&self) -> anyhow::Result<Store> {
-        Err(not_yet())
+        // The simulator's scratch store is SQLite in memory whatever the live backend: private
+        // to this process, gone with it, and never a write to the shared database.
+        let mut rows = None;
+        self.run(
+            Box::new(|db: &dyn super::Db| {
+                rows = Some(db.test_account_rows());
+                Done::Keep
+            }),
+            true,
+        )?;
+        let rows = rows.unwrap_or_else(|| Err(anyhow!("a database job left no answer")))?;
+        crate::store::sqlite::scratch::from_rows(&rows)
     }
 
     fn purge_erased_copies(&self) -> anyhow::Result<()> {

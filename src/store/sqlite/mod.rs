@@ -20,7 +20,7 @@ mod outbox;
 mod outcomes;
 mod privacy;
 mod reports;
-mod scratch;
+pub(crate) mod scratch;
 mod scripts;
 mod sessions;
 mod settings;
