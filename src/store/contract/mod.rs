@@ -11,7 +11,16 @@ use crate::store::Store;
 use crate::store::postgres::PgBackend;
 use crate::store::postgres::scratch_db::ScratchDatabase;
 
+mod calls;
+mod events;
+mod health;
+mod outbox;
+mod outcomes;
+mod pop;
+mod routing;
 mod schema;
+mod sessions;
+mod support;
 
 /// A store on a fresh backend, and what keeps it alive.
 pub struct Fresh {
