@@ -17,7 +17,11 @@ const PUBLISH_POLL: Duration = Duration::from_secs(2);
 
 /// The running background tasks; `stop` ends them (what the CRM task had not delivered waits in
 /// the outbox for the next start).
-pub struct Tasks(Vec<JoinHandle<()>>);
+pub struct Tasks {
+    tasks: Vec<JoinHandle<()>>,
+    /// Stopped on its own terms: it hands back the deliveries it has claimed.
+    crm: Option<crate::agent::crm::Running>,
+}
 
 impl Tasks {
     pub fn spawn(state: &AppState) -> Self {
@@ -26,17 +30,22 @@ impl Tasks {
             tokio::spawn(purge_daily(state.clone())),
             tokio::spawn(watch_routing_models(state.clone())),
         ];
-        tasks.extend(crate::agent::crm::spawn(state.clone()));
         tasks.extend(reload_keys_on_sighup(state));
         if let Some(feed) = state.store.changes() {
             tasks.push(tokio::spawn(relay_changes(state.clone(), feed)));
         }
-        Self(tasks)
+        Self {
+            tasks,
+            crm: crate::agent::crm::spawn(state.clone()),
+        }
     }
 
-    pub fn stop(self) {
-        for task in self.0 {
+    pub async fn stop(self) {
+        for task in self.tasks {
             task.abort();
+        }
+        if let Some(crm) = self.crm {
+            crm.stop().await;
         }
     }
 }

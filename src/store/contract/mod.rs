@@ -13,11 +13,20 @@ use crate::store::postgres::scratch_db::ScratchDatabase;
 
 mod accounts;
 mod call_codes;
+mod calls;
 mod copy;
+mod events;
+mod health;
 mod key_usage;
 mod knowledge;
+mod outbox;
+mod outcomes;
+mod pop;
+mod routing;
 mod schema;
+mod sessions;
 mod settings;
+mod support;
 mod throttle;
 
 /// A store on a fresh backend, and what keeps it alive.

@@ -60,6 +60,9 @@ pub struct PgBackend {
 /// each method borrows it for one statement at a time.
 pub struct PgDb<'t> {
     tx: RefCell<Transaction<'t>>,
+    /// A `read` job's transaction: row locks (`FOR UPDATE`) are refused in it, so a read that
+    /// locks what it reads in a write transaction reads plainly here.
+    read_only: bool,
 }
 
 impl<'t> PgDb<'t> {
@@ -114,6 +117,7 @@ fn run_job(pool: &Pool, shown: &str, job: Job<'_>, read_only: bool) -> anyhow::R
         .context("begin")?;
     let db = PgDb {
         tx: RefCell::new(tx),
+        read_only,
     };
     let done = job(&db);
     let tx = db.tx.into_inner();
