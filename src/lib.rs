@@ -2,6 +2,7 @@
 //!
 //! Where things live:
 //! - `twilio/`: webhooks in (signature, parameters), TwiML out.
+//! - `api/`: the JSON API's extractors, whose refusals are `error::ApiError`s like any other.
 //! - `ivr/`: the call flow and the scripts that drive it (`ivr::flow` is where a webhook
 //!   turns into TwiML).
 //! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use super::auth::Admin;
+use crate::api::extract::{Json, Path, Query};
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, mask_number};
 use crate::error::ApiError;
 use crate::startup::AppState;

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::graph::{self, Graph};
+use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
 use crate::ivr::script::{self, Problem, Script, ScriptSet, Severity};
 use crate::startup::AppState;
@@ -375,6 +375,7 @@ pub async fn version(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct PublishBody {
+    #[serde(deserialize_with = "crate::api::extract::integer")]
     version: i64,
 }
 

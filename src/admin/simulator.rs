@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use rand::RngCore;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Admin;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
+use crate::api::extract::{Json, Path};
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
 use crate::ivr::flow::{self, AlertGate, Event, IvrContext};
@@ -86,6 +86,7 @@ pub struct StartBody {
     source: Option<String>,
     /// ... or a saved script: its published version, or `version`.
     script: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::extract::optional_integer")]
     version: Option<i64>,
     /// The caller ID; empty or absent for a withheld number.
     #[serde(default)]

@@ -4,13 +4,13 @@
 //! - `POST /api/calls/{sid}/outcome`: the agent's outcome of a call;
 //! - `GET|PUT /api/settings/visible-attributes`: which account attributes agents see (admins).
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::auth::AuthUser;
 use super::live::Tracked;
 use super::view::{CallView, Viewer, departments_of, may_see};
+use crate::api::extract::{Json, Path};
 use crate::domain::{AttributeKey, CallSid};
 use crate::error::ApiError;
 use crate::startup::AppState;

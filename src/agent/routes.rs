@@ -2,14 +2,15 @@
 //! admins. `GET /api/me`: who the token or session belongs to (the pages' scripts start from
 //! it). The agent console's own endpoints are in `console` and `live`.
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 
 use super::ScreenPop;
 use super::auth::AuthUser;
 use super::view::{Viewer, may_see};
 use super::{console, live};
+use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;

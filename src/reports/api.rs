@@ -1,8 +1,7 @@
 //! `GET /api/reports/{name}?from=&to=[&format=csv&table=N]` (admins), and the `/admin/reports`
 //! page, which draws the same reports server-side: charts as SVG, tables as HTML.
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -11,6 +10,7 @@ use serde::Deserialize;
 
 use super::{NAMES, Report};
 use crate::admin::auth::Admin;
+use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::now_ms;
@@ -165,7 +165,8 @@ pub async fn report(
 pub async fn page(
     State(state): State<AppState>,
     AdminUser(user): AdminUser,
-    Query(period): Query<Period>,
+    // An HTML page: axum's own rejection, not the JSON API's.
+    axum::extract::Query(period): axum::extract::Query<Period>,
 ) -> Response {
     let (from, to) = match period.bounds() {
         Ok(b) => b,

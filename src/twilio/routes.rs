@@ -3,7 +3,7 @@
 //! configured on the number also answer GET, for numbers set to call with GET.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::webhook::{SignedForm, VoiceParams};
 use crate::agent::live;
+use crate::api::extract::Path;
 use crate::error::ApiError;
 use crate::ivr::flow::{self, Event};
 use crate::startup::AppState;
