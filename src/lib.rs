@@ -9,6 +9,7 @@
 //! - `store/`: SQLite storage.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+//! - `clock`: where "now" comes from (the system's, or a test's that it moves).
 //! - `startup`, `intake`: the application's layers; bodies are read before the in-flight limit.
 //! - `web/`: browser sessions, HTML pages and their assets, security headers.
 //! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

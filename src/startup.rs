@@ -25,11 +25,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::ivr::flow::AlertGate;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
-use crate::store::now_ms;
 use crate::verify::{Keyring, LiveKeyring};
 
 /// Twilio's webhooks are small forms; anything larger is not from Twilio.
@@ -46,12 +46,19 @@ pub struct AppState {
     pub simulations: Arc<crate::admin::simulator::Simulations>,
     /// Live events for the agent consoles and the CRM delivery task.
     pub hub: Arc<crate::agent::live::Hub>,
+    /// Every "now" of request handling and the background loops (tests move a manual one).
+    pub clock: Clock,
 }
 
 impl AppState {
     /// Opens the data directory (database and key file, created on first use) and loads the
     /// scripts and the sound index.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system())
+    }
+
+    /// `build`, on `clock` (a test's manual clock).
+    pub fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         if settings.twilio_tokens.is_empty() && !settings.insecure_skip_signature {
             bail!(
                 "CALLGATE_TWILIO_AUTH_TOKEN is not set: callgate cannot tell Twilio's webhooks from forgeries. \
@@ -69,7 +76,7 @@ impl AppState {
         // A key file that is not the one the database was written with fails every caller:
         // refuse to start instead, saying so.
         crate::store::key_usage::check_keyring(&*store.conn()?, &keys)?;
-        let scripts = load_scripts(&store, &settings)?;
+        let scripts = load_scripts(&store, &settings, clock.now_ms())?;
         let sounds = SoundIndex::scan(&settings.sounds_dir);
         let ivr = IvrContext {
             keys: Arc::new(LiveKeyring::new(keys)),
@@ -90,19 +97,20 @@ impl AppState {
             ivr: Arc::new(ivr),
             simulations: Default::default(),
             hub: Arc::new(crate::agent::live::Hub::default()),
+            clock,
         })
     }
 }
 
 /// Imports changed script files as new published versions, then loads every published version.
 /// A broken file is reported and skipped: the version published before keeps answering calls.
-fn load_scripts(store: &Store, settings: &Settings) -> anyhow::Result<Catalog> {
+fn load_scripts(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<Catalog> {
     let mut conn = store.conn()?;
     let tx = conn.transaction()?;
     let env = crate::ivr::script::Env {
         sounds_dir: Some(&settings.sounds_dir),
     };
-    let import = crate::ivr::script::import_dir(&tx, &settings.scripts_dir, env, now_ms())?;
+    let import = crate::ivr::script::import_dir(&tx, &settings.scripts_dir, env, now)?;
     for (name, version) in &import.published {
         tracing::info!(script = %name, version, "script file imported and published");
     }
@@ -353,9 +361,10 @@ async fn purge_daily(state: AppState) {
     loop {
         tick.tick().await;
         let retention = state.settings.retention;
+        let now = state.clock.now_ms();
         let result = state
             .store
-            .write(move |conn| crate::store::privacy::purge(conn, &retention, now_ms()))
+            .write(move |conn| crate::store::privacy::purge(conn, &retention, now))
             .await;
         match result {
             Ok(p) => tracing::info!(

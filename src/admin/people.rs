@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::accounts::{self, AddAccountError, NewAccount};
 use crate::store::users::{self, Role};
-use crate::store::{audit, now_ms, throttle, to_rfc3339};
+use crate::store::{audit, throttle, to_rfc3339};
 use crate::verify::totp;
 
 /// Accounts listed at once at most.
@@ -98,7 +98,7 @@ pub async fn list_accounts(
         .run(move |conn| accounts::search(conn, &q, limit))
         .await
         .map_err(ApiError::internal)?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     Ok(Json(
         found.into_iter().map(|a| AccountView::of(a, now)).collect(),
     ))
@@ -238,6 +238,7 @@ pub async fn add_account(
     let test = body.test;
     let keys = state.ivr.keys.get();
     let actor = admin.name.clone();
+    let clock = state.clock.clone();
     let added = state
         .store
         .write(move |conn| {
@@ -251,7 +252,7 @@ pub async fn add_account(
                 knowledge: &knowledge,
                 test,
             };
-            let now = now_ms();
+            let now = clock.now_ms();
             match accounts::add_in(conn, &keys, &new, now) {
                 Ok(()) => {}
                 Err(AddAccountError::Other(e)) => return Err(e),
@@ -272,7 +273,7 @@ pub async fn add_account(
     Ok((
         StatusCode::CREATED,
         Json(AccountCreated {
-            account: AccountView::of(added, now_ms()),
+            account: AccountView::of(added, state.clock.now_ms()),
             otpauth_uri,
         }),
     ))
@@ -288,13 +289,14 @@ async fn audited(
     change: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<bool> + Send + 'static,
 ) -> Result<(), ApiError> {
     let actor = actor.to_owned();
+    let clock = state.clock.clone();
     let done = state
         .store
         .write(move |conn| {
             if !change(conn)? {
                 return Ok(false);
             }
-            audit::append(conn, &actor, action, &subject, "", now_ms())?;
+            audit::append(conn, &actor, action, &subject, "", clock.now_ms())?;
             Ok(true)
         })
         .await
@@ -473,6 +475,7 @@ pub async fn add_user(
     let detail =
         serde_json::json!({ "role": role.as_str(), "departments": departments }).to_string();
     let (n, depts, actor) = (name.clone(), departments.clone(), admin.name.clone());
+    let clock = state.clock.clone();
     let token = state
         .store
         .write(move |conn| {
@@ -481,7 +484,7 @@ pub async fn add_user(
                     "a user named {n:?} already exists"
                 ))));
             }
-            let now = now_ms();
+            let now = clock.now_ms();
             let token = users::add_with_departments(conn, &n, role, &depts, now)?;
             audit::append(conn, &actor, "user.add", &format!("user:{n}"), &detail, now)?;
             Ok(Ok(token))

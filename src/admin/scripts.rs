@@ -15,7 +15,7 @@ use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
 use crate::ivr::script::{self, Problem, Script, ScriptSet, Severity};
 use crate::startup::AppState;
-use crate::store::{audit, now_ms, scripts as stored};
+use crate::store::{audit, scripts as stored};
 
 /// A script source may not be larger than this.
 const MAX_SOURCE_BYTES: usize = 60 * 1024;
@@ -282,9 +282,10 @@ pub async fn save(
     // One check gives both the verdict and the warnings returned with the saved draft.
     let (_, warnings) = checked_for(&state, &name, &source)?;
     let (n, author) = (name.clone(), user.name.clone());
+    let clock = state.clock.clone();
     let version = state
         .store
-        .write(move |conn| stored::add_version(conn, &n, &source, "api", &author, now_ms()))
+        .write(move |conn| stored::add_version(conn, &n, &source, "api", &author, clock.now_ms()))
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(script = %name, version, "script draft saved");
@@ -478,11 +479,12 @@ async fn publish_version(
     ScriptSet::from_scripts(list).map_err(|e| ApiError::Conflict(format!("{e:#}")))?;
 
     let (n, who) = (name.clone(), actor.to_owned());
+    let clock = state.clock.clone();
     let previous = state
         .store
         .write(move |conn| {
             let previous = stored::published_version(conn, &n)?;
-            stored::publish(conn, &n, version, &who, now_ms())?;
+            stored::publish(conn, &n, version, &who, clock.now_ms())?;
             Ok(previous)
         })
         .await

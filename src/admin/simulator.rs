@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use rand::RngCore;
@@ -21,14 +20,14 @@ use crate::error::ApiError;
 use crate::ivr::flow::{self, AlertGate, Event, IvrContext};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
-use crate::store::{calls, now_ms, scratch, scripts as stored};
+use crate::store::{calls, scratch, scripts as stored};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
 use crate::twilio::webhook::{Speech, VoiceParams};
 
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
 /// A simulation nobody touched for this long is dropped.
-const IDLE: Duration = Duration::from_secs(30 * 60);
+const IDLE_MS: i64 = 30 * 60 * 1000;
 
 struct Session {
     conn: Connection,
@@ -38,7 +37,8 @@ struct Session {
     called: Option<String>,
     stir: Option<StirVerstat>,
     call_sid: CallSid,
-    last_used: Instant,
+    /// On the application's clock.
+    last_used: i64,
 }
 
 /// The live simulations, by session id.
@@ -55,11 +55,11 @@ impl Simulations {
         }
     }
 
-    fn insert(&self, id: String, session: Session) {
+    fn insert(&self, id: String, session: Session, now: i64) {
         let mut sessions = self.sessions();
         sessions.retain(|_, s| {
             s.lock()
-                .map(|s| s.last_used.elapsed() < IDLE)
+                .map(|s| now - s.last_used < IDLE_MS)
                 .unwrap_or(false)
         });
         if sessions.len() >= MAX_SESSIONS {
@@ -186,6 +186,7 @@ pub async fn start(
     let db = state.store.path().to_owned();
     let ivr = state.ivr.clone();
     let simulations = state.simulations.clone();
+    let clock = state.clock.clone();
     tracing::info!(admin = %user.name, script = %script.name, "simulated call started");
     let turn = tokio::task::spawn_blocking(move || {
         let conn = scratch::with_test_accounts(&db)?;
@@ -216,13 +217,20 @@ pub async fn start(
             called,
             stir,
             call_sid,
-            last_used: Instant::now(),
+            last_used: clock.now_ms(),
         };
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let id = hex::encode(id);
-        let turn = play(&mut session, &id, Event::Incoming, None, None)?;
-        simulations.insert(id, session);
+        let turn = play(
+            &mut session,
+            &id,
+            Event::Incoming,
+            None,
+            None,
+            clock.now_ms(),
+        )?;
+        simulations.insert(id, session, clock.now_ms());
         anyhow::Ok(turn)
     })
     .await
@@ -266,12 +274,14 @@ pub async fn step(
             "digits: up to 32 keypad keys (0-9, * and #)".into(),
         ));
     }
+    let clock = state.clock.clone();
     let turn = tokio::task::spawn_blocking(move || {
         let mut session = match session.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        session.last_used = Instant::now();
+        let now = clock.now_ms();
+        session.last_used = now;
         let current = calls::get(&session.conn, session.call_sid.as_str())?
             .map(|c| c.step)
             .unwrap_or_default();
@@ -291,7 +301,7 @@ pub async fn step(
                 text: text.chars().take(500).collect(),
                 confidence: Some(0.9),
             });
-        play(&mut session, &id, event, digits, speech)
+        play(&mut session, &id, event, digits, speech, now)
     })
     .await
     .map_err(ApiError::internal)?
@@ -347,6 +357,7 @@ fn play(
     event: Event,
     digits: Option<String>,
     speech: Option<Speech>,
+    now: i64,
 ) -> anyhow::Result<Turn> {
     let params = VoiceParams {
         call_sid: session.call_sid.clone(),
@@ -367,13 +378,11 @@ fn play(
         existing,
         &params,
         event,
-        now_ms(),
+        now,
     )?;
     let call = calls::get(&tx, params.call_sid.as_str())?;
     let pop = match &call {
-        Some(c) if c.handed_off_at.is_some() => {
-            Some(ScreenPop::load(&tx, c, now_ms(), Viewer::Admin)?)
-        }
+        Some(c) if c.handed_off_at.is_some() => Some(ScreenPop::load(&tx, c, now, Viewer::Admin)?),
         _ => None,
     };
     tx.commit()?;

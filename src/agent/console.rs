@@ -17,7 +17,7 @@ use crate::startup::AppState;
 use crate::store::events::{self, Kind};
 use crate::store::outcomes::{self, Outcome};
 use crate::store::users::{Role, User};
-use crate::store::{audit, calls, now_ms, settings};
+use crate::store::{audit, calls, settings};
 
 /// The most calls the queue view lists in each part.
 const QUEUE_LIMIT: u32 = 200;
@@ -63,9 +63,11 @@ pub async fn queue(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let clock = state.clock.clone();
     let queue = state
         .store
         .run(move |conn| {
+            let now = clock.now_ms();
             // The number first: an event committed while the lists are read is sent again
             // by the stream rather than missed.
             let last_seq = events::last_seq(conn)?;
@@ -73,19 +75,19 @@ pub async fn queue(
             let mut waiting = Vec::new();
             for (sid, dept) in events::waiting(conn, QUEUE_LIMIT)? {
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(conn, &sid, viewer)?
+                    && let Some(v) = CallView::by_sid(conn, &sid, viewer, now)?
                 {
                     waiting.push(v);
                 }
             }
             let mut recent = Vec::new();
-            let since = now_ms() - RECENT_WINDOW_MS;
+            let since = now - RECENT_WINDOW_MS;
             for (sid, dept) in events::recent_handoffs(conn, since, QUEUE_LIMIT)? {
                 if recent.len() >= RECENT_LIMIT as usize {
                     break;
                 }
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(conn, &sid, viewer)?
+                    && let Some(v) = CallView::by_sid(conn, &sid, viewer, now)?
                 {
                     recent.push(v);
                 }
@@ -166,6 +168,7 @@ pub async fn record_outcome(
     let viewer = Viewer::of(&user);
     let agent = user.name.clone();
     let sid_str = sid.as_str().to_owned();
+    let clock = state.clock.clone();
     let result = state
         .store
         .write(move |conn| {
@@ -180,7 +183,7 @@ pub async fn record_outcome(
                     "the call was not handed to an agent".into(),
                 )));
             }
-            let now = now_ms();
+            let now = clock.now_ms();
             outcomes::record(
                 conn,
                 &sid_str,
@@ -198,7 +201,7 @@ pub async fn record_outcome(
                 events::set_queue_status(conn, &sid_str, events::ANSWERED, now)?;
             }
             let seq = events::append(conn, &sid_str, Kind::Outcome, call.category.as_deref(), now)?;
-            let view = CallView::by_sid(conn, &sid_str, viewer)?;
+            let view = CallView::by_sid(conn, &sid_str, viewer, now)?;
             Ok(Ok((seq, view)))
         })
         .await
@@ -294,10 +297,11 @@ pub async fn set_visible_attributes(
         .map_err(ApiError::BadRequest)?;
     let actor = user.name.clone();
     let stored = keys.clone();
+    let clock = state.clock.clone();
     state
         .store
         .write(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             settings::set_visible_attributes(conn, stored.as_deref(), now)?;
             let detail = serde_json::json!({ "attributes": stored }).to_string();
             audit::append(

@@ -24,7 +24,6 @@ use subtle::ConstantTimeEq;
 
 use super::view::{CallView, Viewer};
 use crate::startup::AppState;
-use crate::store::now_ms;
 use crate::verify::{Keyring, Purpose};
 use crate::web::templates;
 
@@ -212,7 +211,7 @@ pub async fn open(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let (call_sid, expires_at) = match check(&state.ivr.keys.get(), &token, now) {
         Checked::Valid {
             call_sid,
@@ -274,7 +273,7 @@ pub async fn open(
     }
     let view = state
         .store
-        .run(move |conn| CallView::by_sid(conn, &call_sid, Viewer::PopUrl))
+        .run(move |conn| CallView::by_sid(conn, &call_sid, Viewer::PopUrl, now))
         .await;
     let mut response = match view {
         Ok(Some(view)) => page(

@@ -14,7 +14,7 @@ use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{calls, now_ms};
+use crate::store::calls;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,6 +80,7 @@ async fn screen_pop(
     Path(call_sid): Path<String>,
 ) -> Result<Json<ScreenPop>, ApiError> {
     let sid = CallSid::parse(&call_sid).map_err(|_| ApiError::NotFound)?;
+    let now = state.clock.now_ms();
     let pop = state
         .store
         .run(move |conn| {
@@ -90,7 +91,7 @@ async fn screen_pop(
             if !may_see(&user, call.category.as_deref()) {
                 return Ok(None);
             }
-            ScreenPop::load(conn, &call, now_ms(), Viewer::of(&user)).map(Some)
+            ScreenPop::load(conn, &call, now, Viewer::of(&user)).map(Some)
         })
         .await
         .map_err(ApiError::internal)?

@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::ScreenPop;
 use crate::domain::mask_number;
 use crate::store::calls::{self, Call};
+use crate::store::events;
 use crate::store::outcomes::{self, Outcome, PastCall};
 use crate::store::users::{Role, User};
-use crate::store::{events, now_ms};
 
 /// Earlier calls of the account listed in a pop.
 const RECENT_CALLS: u32 = 5;
@@ -181,9 +181,13 @@ pub fn risk_flags(pop: &ScreenPop) -> Vec<Labelled> {
 }
 
 impl CallView {
-    /// Builds the view of `call` for `viewer`.
-    pub fn load(conn: &rusqlite::Connection, call: &Call, viewer: Viewer) -> anyhow::Result<Self> {
-        let now = now_ms();
+    /// Builds the view of `call` for `viewer`, at `now`.
+    pub fn load(
+        conn: &rusqlite::Connection,
+        call: &Call,
+        viewer: Viewer,
+        now: i64,
+    ) -> anyhow::Result<Self> {
         let pop = ScreenPop::load(conn, call, now, viewer)?;
         let recent_calls = match (&call.account_id, viewer) {
             (Some(id), Viewer::Admin | Viewer::Agent) => {
@@ -224,14 +228,15 @@ impl CallView {
         })
     }
 
-    /// The view of the call `call_sid`, if it exists.
+    /// The view of the call `call_sid`, if it exists, at `now`.
     pub fn by_sid(
         conn: &rusqlite::Connection,
         call_sid: &str,
         viewer: Viewer,
+        now: i64,
     ) -> anyhow::Result<Option<Self>> {
         match calls::get(conn, call_sid)? {
-            Some(call) => Self::load(conn, &call, viewer).map(Some),
+            Some(call) => Self::load(conn, &call, viewer, now).map(Some),
             None => Ok(None),
         }
     }

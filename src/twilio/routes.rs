@@ -15,7 +15,7 @@ use crate::api::extract::Path;
 use crate::error::ApiError;
 use crate::ivr::flow::{self, Event};
 use crate::startup::AppState;
-use crate::store::{calls, now_ms};
+use crate::store::calls;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -126,11 +126,12 @@ async fn run_flow_in(
     let for_flow = params.clone();
     let span = tracing::Span::current();
     let crm = state.settings.crm_webhook.is_some();
+    let clock = state.clock.clone();
     let result = state
         .store
         .write(move |conn| {
             let _in_call = span.enter();
-            let now = now_ms();
+            let now = clock.now_ms();
             let sid = for_flow.call_sid.as_str();
             let before = calls::get(conn, sid)?;
             let doc = flow::handle(conn, &ivr, &for_flow, event, now)?;
@@ -191,10 +192,11 @@ async fn status_callback(
         .get("ParentCallSid")
         .and_then(|p| crate::domain::CallSid::parse(p).ok());
     tracing::info!(call_sid = %sid, status = %status, "status callback");
+    let clock = state.clock.clone();
     let tracked = state
         .store
         .write(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             if let Some(parent) = parent {
                 return live::track_status(conn, parent.as_str(), &status, now);
             }
