@@ -1,16 +1,18 @@
 //! callgate: verifies callers on the phone before an agent spends a second on them.
 //!
 //! Where things live:
-//! - `twilio/`: webhooks in (signature, parameters), TwiML out.
+//! - `twilio/`: webhooks in (signature, parameters read into the engine's `CallInput`), the
+//!   engine's `Reply` out as TwiML (`twilio::render`).
 //! - `api/`: the JSON API's extractors, whose refusals are `error::ApiError`s like any other.
-//! - `ivr/`: the call flow and the scripts that drive it (`ivr::flow` is where a webhook
-//!   turns into TwiML).
+//! - `ivr/`: the call flow and the scripts that drive it (`ivr::engine` walks a script: one
+//!   webhook's input in, a `Reply` out, with no HTTP and no gateway language).
 //! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
-//! - `store/`: SQLite storage.
+//! - `store/`: the storage interface (`Store`, `Db`); `store/sqlite/` holds all the SQL.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
 //! - `clock`: where "now" comes from (the system's, or a test's that it moves).
-//! - `startup`, `intake`: the application's layers; bodies are read before the in-flight limit.
+//! - `startup/`: wiring (state, router, background tasks); `intake`: bodies are read before
+//!   the in-flight limit.
 //! - `web/`: browser sessions, HTML pages and their assets, security headers.
 //! - `loadtest/`: bench tooling: the load generator, its fixtures and the bare baseline.
 

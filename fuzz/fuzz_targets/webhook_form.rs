@@ -1,11 +1,11 @@
 //! Arbitrary bytes as a webhook: `<url>\n<X-Twilio-Signature>\n<form body>`. The form goes
-//! through the signature check and `VoiceParams::read` exactly as a request does: nothing may
+//! through the signature check and `read_call` exactly as a request does: nothing may
 //! panic, and a signature computed over the parsed parameters must validate.
 #![no_main]
 
 use callgate::domain::Region;
 use callgate::twilio::signature;
-use callgate::twilio::webhook::{SignedForm, VoiceParams, signed_url};
+use callgate::twilio::webhook::{SignedForm, read_call, signed_url};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let form = SignedForm { params };
         for region in [Region::default(), Region::parse("US").expect("US is a region")] {
-            if let Ok(voice) = VoiceParams::read(&form, region) {
+            if let Ok(voice) = read_call(&form, region) {
                 let _ = voice.caller.masked();
                 let _ = voice.caller.throttle_key();
                 if let Some(called) = &voice.called {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::ivr::script::{Factor, Script, Step};
+use crate::ivr::script::{Challenge, Script, Step};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Graph {
@@ -88,7 +88,7 @@ fn detail(step: &Step) -> String {
         Step::Menu { options, .. } => format!("{} options", options.len()),
         Step::Language { options, .. } => options.values().cloned().collect::<Vec<_>>().join(" / "),
         Step::Verify { factor, .. } => match factor {
-            Factor::Knowledge { question, .. } => format!("knowledge: {question}"),
+            Challenge::Knowledge { question, .. } => format!("knowledge: {question}"),
             f => f.as_str().to_owned(),
         },
         Step::Department { department, .. } => department.clone(),

@@ -10,7 +10,7 @@ use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{calls, to_rfc3339};
+use crate::store::to_rfc3339;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Journey {
@@ -65,9 +65,9 @@ pub async fn show(
     let sid = CallSid::parse(&sid).map_err(|_| ApiError::NotFound)?;
     let (call, outcome) = state
         .store
-        .run(move |conn| {
-            let call = calls::get(conn, sid.as_str())?;
-            let outcome = crate::store::outcomes::get(conn, sid.as_str())?;
+        .read(move |db| {
+            let call = db.call(sid.as_str())?;
+            let outcome = db.outcome(sid.as_str())?;
             Ok(call.map(|c| (c, outcome)))
         })
         .await

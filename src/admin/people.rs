@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::accounts::{self, AddAccountError, NewAccount};
 use crate::store::users::{self, Role};
-use crate::store::{audit, throttle, to_rfc3339};
+use crate::store::{Db, to_rfc3339};
 use crate::verify::totp;
 
 /// Accounts listed at once at most.
@@ -95,7 +95,7 @@ pub async fn list_accounts(
         .collect();
     let found = state
         .store
-        .run(move |conn| accounts::search(conn, &q, limit))
+        .read(move |db| db.search_accounts(&q, limit))
         .await
         .map_err(ApiError::internal)?;
     let now = state.clock.now_ms();
@@ -241,7 +241,7 @@ pub async fn add_account(
     let clock = state.clock.clone();
     let added = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let new = NewAccount {
                 id: &id,
                 name: &name,
@@ -253,18 +253,18 @@ pub async fn add_account(
                 test,
             };
             let now = clock.now_ms();
-            match accounts::add_in(conn, &keys, &new, now) {
+            match db.add_account(&keys, &new, now) {
                 Ok(()) => {}
                 Err(AddAccountError::Other(e)) => return Err(e),
                 Err(e @ AddAccountError::DuplicateCode) => {
                     // Committed with the answer: a refused code is a probe that must show.
-                    accounts::audit_code_refused(conn, &actor, &id, now)?;
+                    accounts::audit_code_refused(db, &actor, &id, now)?;
                     return Ok(Err(ApiError::Conflict(e.to_string())));
                 }
                 Err(e) => return Ok(Err(ApiError::Conflict(e.to_string()))),
             }
-            accounts::audit_added(conn, &actor, &new, now)?;
-            Ok(Ok(accounts::get(conn, id.as_str())?))
+            accounts::audit_added(db, &actor, &new, now)?;
+            Ok(Ok(db.account(id.as_str())?))
         })
         .await
         .map_err(ApiError::internal)??
@@ -286,17 +286,17 @@ async fn audited(
     actor: &str,
     action: &'static str,
     subject: String,
-    change: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<bool> + Send + 'static,
+    change: impl FnOnce(&dyn Db) -> anyhow::Result<bool> + Send + 'static,
 ) -> Result<(), ApiError> {
     let actor = actor.to_owned();
     let clock = state.clock.clone();
     let done = state
         .store
-        .write(move |conn| {
-            if !change(conn)? {
+        .write(move |db| {
+            if !change(db)? {
                 return Ok(false);
             }
-            audit::append(conn, &actor, action, &subject, "", clock.now_ms())?;
+            db.append_audit(&actor, action, &subject, "", clock.now_ms())?;
             Ok(true)
         })
         .await
@@ -336,7 +336,7 @@ pub async fn remove_account(
         &admin.name,
         "account.remove",
         format!("account:{id}"),
-        move |conn| accounts::remove(conn, &key),
+        move |db| db.remove_account(&key),
     )
     .await?;
     tracing::info!(admin = %admin.name, account = %id, "account removed");
@@ -371,7 +371,7 @@ pub async fn unlock_account(
         &admin.name,
         "account.unlock",
         format!("account:{id}"),
-        move |conn| throttle::unlock_account(conn, &key),
+        move |db| db.unlock_account(&key),
     )
     .await?;
     tracing::info!(admin = %admin.name, account = %id, "account unlocked");
@@ -417,7 +417,7 @@ pub async fn list_users(
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     let list = state
         .store
-        .run(|conn| users::list(conn))
+        .read(|db| db.users())
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(list.into_iter().map(UserView::from).collect()))
@@ -478,15 +478,15 @@ pub async fn add_user(
     let clock = state.clock.clone();
     let token = state
         .store
-        .write(move |conn| {
-            if users::by_name(conn, &n)?.is_some() {
+        .write(move |db| {
+            if db.user_by_name(&n)?.is_some() {
                 return Ok(Err(ApiError::Conflict(format!(
                     "a user named {n:?} already exists"
                 ))));
             }
             let now = clock.now_ms();
-            let token = users::add_with_departments(conn, &n, role, &depts, now)?;
-            audit::append(conn, &actor, "user.add", &format!("user:{n}"), &detail, now)?;
+            let token = db.add_user(&n, role, &depts, now)?;
+            db.append_audit(&actor, "user.add", &format!("user:{n}"), &detail, now)?;
             Ok(Ok(token))
         })
         .await
@@ -534,7 +534,7 @@ pub async fn remove_user(
         &admin.name,
         "user.remove",
         format!("user:{name}"),
-        move |conn| users::remove(conn, &key),
+        move |db| db.remove_user(&key),
     )
     .await?;
     tracing::info!(admin = %admin.name, user = %name, "user removed");

@@ -48,7 +48,7 @@ pub async fn list(
 ) -> Result<Json<Vec<ScriptSummary>>, ApiError> {
     let rows = state
         .store
-        .run(|conn| stored::list(conn))
+        .read(|db| db.scripts())
         .await
         .map_err(ApiError::internal)?;
     let live = state.ivr.scripts.live();
@@ -109,16 +109,16 @@ pub async fn show(
     let lookup = name.clone();
     let found = state
         .store
-        .run(move |conn| {
-            let published = stored::published_version(conn, &lookup)?;
-            let Some((latest, latest_source)) = stored::latest(conn, &lookup)? else {
+        .read(move |db| {
+            let published = db.published_version(&lookup)?;
+            let Some((latest, latest_source)) = db.latest_script(&lookup)? else {
                 return Ok(None);
             };
             let version = q.version.or(published).unwrap_or(latest);
             let source = if version == latest {
                 Some(latest_source)
             } else {
-                stored::source(conn, &lookup, version)?
+                db.script_source(&lookup, version)?
             };
             Ok(source.map(|s| (version, published, latest, s)))
         })
@@ -285,7 +285,7 @@ pub async fn save(
     let clock = state.clock.clone();
     let version = state
         .store
-        .write(move |conn| stored::add_version(conn, &n, &source, "api", &author, clock.now_ms()))
+        .write(move |db| db.add_script_version(&n, &source, "api", &author, clock.now_ms()))
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(script = %name, version, "script draft saved");
@@ -323,7 +323,7 @@ pub async fn versions(
 ) -> Result<Json<Vec<stored::Version>>, ApiError> {
     let list = state
         .store
-        .run(move |conn| stored::versions(conn, &name))
+        .read(move |db| db.script_versions(&name))
         .await
         .map_err(ApiError::internal)?;
     if list.is_empty() {
@@ -363,7 +363,7 @@ pub async fn version(
     let n = name.clone();
     let source = state
         .store
-        .run(move |conn| stored::source(conn, &n, version))
+        .read(move |db| db.script_source(&n, version))
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
@@ -443,7 +443,7 @@ pub async fn rollback(
     let n = name.clone();
     let current = state
         .store
-        .run(move |conn| stored::published_version(conn, &n))
+        .read(move |db| db.published_version(&n))
         .await
         .map_err(ApiError::internal)?;
     if current.is_some_and(|c| body.version >= c) {
@@ -465,7 +465,7 @@ async fn publish_version(
     let n = name.clone();
     let source = state
         .store
-        .run(move |conn| stored::source(conn, &n, version))
+        .read(move |db| db.script_source(&n, version))
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
@@ -482,9 +482,9 @@ async fn publish_version(
     let clock = state.clock.clone();
     let previous = state
         .store
-        .write(move |conn| {
-            let previous = stored::published_version(conn, &n)?;
-            stored::publish(conn, &n, version, &who, clock.now_ms())?;
+        .write(move |db| {
+            let previous = db.published_version(&n)?;
+            db.publish_script(&n, version, &who, clock.now_ms())?;
             Ok(previous)
         })
         .await
@@ -492,7 +492,7 @@ async fn publish_version(
     let catalog_state = state.clone();
     state
         .store
-        .run(move |conn| catalog_state.ivr.scripts.reload(conn))
+        .read(move |db| catalog_state.ivr.scripts.reload(db))
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(script = %name, version, "script published");
@@ -532,7 +532,7 @@ pub async fn audit(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state
         .store
-        .run(move |conn| audit::recent(conn, q.subject.as_deref(), limit))
+        .read(move |db| db.recent_audit(q.subject.as_deref(), limit))
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(entries))

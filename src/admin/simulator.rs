@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use rand::RngCore;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
@@ -17,12 +16,12 @@ use crate::agent::view::Viewer;
 use crate::api::extract::{Json, Path};
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
-use crate::ivr::flow::{self, AlertGate, Event, IvrContext};
+use crate::ivr::engine::{self, AlertGate, CallInput, Event, IvrContext, Speech};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
-use crate::store::{calls, scratch, scripts as stored};
+use crate::store::{Store, calls};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
-use crate::twilio::webhook::{Speech, VoiceParams};
+use crate::twilio::{render, voice};
 
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
@@ -30,7 +29,8 @@ const MAX_SESSIONS: usize = 32;
 const IDLE_MS: i64 = 30 * 60 * 1000;
 
 struct Session {
-    conn: Connection,
+    /// The scratch store (`Store::scratch_with_test_accounts`).
+    db: Store,
     ctx: IvrContext,
     script: Arc<Script>,
     caller: CallerId,
@@ -183,13 +183,13 @@ pub async fn start(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty() && c.len() <= 64 && !c.chars().any(char::is_control));
     let stir = StirVerstat::parse(body.stir.as_deref());
-    let db = state.store.path().to_owned();
+    let store = state.store.clone();
     let ivr = state.ivr.clone();
     let simulations = state.simulations.clone();
     let clock = state.clock.clone();
     tracing::info!(admin = %user.name, script = %script.name, "simulated call started");
     let turn = tokio::task::spawn_blocking(move || {
-        let conn = scratch::with_test_accounts(&db)?;
+        let db = store.scratch_with_test_accounts()?;
         let ctx = IvrContext {
             keys: ivr.keys.clone(),
             scripts: Catalog::new(ScriptSet::single(script.clone()), Default::default()),
@@ -210,7 +210,7 @@ pub async fn start(
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let call_sid = CallSid::parse(&format!("CA{}", hex::encode(raw)))?;
         let mut session = Session {
-            conn,
+            db,
             ctx,
             script,
             caller,
@@ -282,7 +282,10 @@ pub async fn step(
         };
         let now = clock.now_ms();
         session.last_used = now;
-        let current = calls::get(&session.conn, session.call_sid.as_str())?
+        let sid = session.call_sid.clone();
+        let current = session
+            .db
+            .read_sync(|db| db.call(sid.as_str()))?
             .map(|c| c.step)
             .unwrap_or_default();
         let event = match body.handoff_result {
@@ -317,13 +320,13 @@ async fn script_to_run(state: &AppState, body: &StartBody) -> Result<Arc<Script>
             let (name, version) = (name.clone(), body.version);
             state
                 .store
-                .run(move |conn| {
+                .read(move |db| {
                     let v = match version {
                         Some(v) => Some(v),
-                        None => stored::published_version(conn, &name)?,
+                        None => db.published_version(&name)?,
                     };
                     match v {
-                        Some(v) => stored::source(conn, &name, v),
+                        Some(v) => db.script_source(&name, v),
                         None => Ok(None),
                     }
                 })
@@ -359,7 +362,7 @@ fn play(
     speech: Option<Speech>,
     now: i64,
 ) -> anyhow::Result<Turn> {
-    let params = VoiceParams {
+    let input = CallInput {
         call_sid: session.call_sid.clone(),
         caller: session.caller.clone(),
         called: session.called.clone(),
@@ -369,24 +372,19 @@ fn play(
     };
     let span = tracing::info_span!("simulator", session = %id);
     let _in = span.enter();
-    let tx = session.conn.transaction()?;
-    let existing = calls::get(&tx, params.call_sid.as_str())?;
-    let doc = flow::run(
-        &tx,
-        &session.ctx,
-        &session.script,
-        existing,
-        &params,
-        event,
-        now,
-    )?;
-    let call = calls::get(&tx, params.call_sid.as_str())?;
-    let pop = match &call {
-        Some(c) if c.handed_off_at.is_some() => Some(ScreenPop::load(&tx, c, now, Viewer::Admin)?),
-        _ => None,
-    };
-    tx.commit()?;
-    let call = call.ok_or_else(|| anyhow::anyhow!("the simulated call was not saved"))?;
+    let (ctx, script) = (&session.ctx, &session.script);
+    let (doc, call, pop) = session.db.write_sync(|db| {
+        let existing = db.call(input.call_sid.as_str())?;
+        let turn = engine::run(db, ctx, script, existing, &input, event, now)?;
+        // The same TwiML the line would send, with the desk's pop; the admin sees the pop in full.
+        let doc = voice::document(db, ctx, &turn.call, &turn.reply, now);
+        let call = turn.call;
+        let pop = match call.handed_off_at {
+            Some(_) => Some(ScreenPop::load(db, &call, now, Viewer::Admin)?),
+            None => None,
+        };
+        Ok((doc, call, pop))
+    })?;
     let (hears, waiting, handoff) = describe(&doc);
     Ok(Turn {
         session: id.to_owned(),
@@ -404,7 +402,7 @@ fn play(
         waiting,
         handoff,
         screen_pop: pop,
-        twiml: flow::render(&doc),
+        twiml: render::to_xml(&doc),
     })
 }
 

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::users::{self, User};
+use crate::store::users::User;
 use crate::web::session::{self as web_session, CSRF_HEADER};
 
 /// A request made by a known agent or admin. Handlers that take it are closed to everyone else.
@@ -44,7 +44,7 @@ async fn by_bearer(value: &header::HeaderValue, state: &AppState) -> Result<Auth
         .to_owned();
     let user = state
         .store
-        .run(move |conn| users::by_token(conn, &token))
+        .read(move |db| db.user_by_token(&token))
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::Unauthorized)?;

@@ -15,9 +15,8 @@ use crate::domain::{AttributeKey, CallSid};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::events::{self, Kind};
-use crate::store::outcomes::{self, Outcome};
+use crate::store::outcomes::Outcome;
 use crate::store::users::{Role, User};
-use crate::store::{audit, calls, settings};
 
 /// The most calls the queue view lists in each part.
 const QUEUE_LIMIT: u32 = 200;
@@ -66,28 +65,28 @@ pub async fn queue(
     let clock = state.clock.clone();
     let queue = state
         .store
-        .run(move |conn| {
+        .read(move |db| {
             let now = clock.now_ms();
             // The number first: an event committed while the lists are read is sent again
             // by the stream rather than missed.
-            let last_seq = events::last_seq(conn)?;
+            let last_seq = db.last_event_seq()?;
             let depts = departments.as_deref();
             let mut waiting = Vec::new();
-            for (sid, dept) in events::waiting(conn, QUEUE_LIMIT)? {
+            for (sid, dept) in db.waiting_calls(QUEUE_LIMIT)? {
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(conn, &sid, viewer, now)?
+                    && let Some(v) = CallView::by_sid(db, &sid, viewer, now)?
                 {
                     waiting.push(v);
                 }
             }
             let mut recent = Vec::new();
             let since = now - RECENT_WINDOW_MS;
-            for (sid, dept) in events::recent_handoffs(conn, since, QUEUE_LIMIT)? {
+            for (sid, dept) in db.recent_handoffs(since, QUEUE_LIMIT)? {
                 if recent.len() >= RECENT_LIMIT as usize {
                     break;
                 }
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(conn, &sid, viewer, now)?
+                    && let Some(v) = CallView::by_sid(db, &sid, viewer, now)?
                 {
                     recent.push(v);
                 }
@@ -171,8 +170,8 @@ pub async fn record_outcome(
     let clock = state.clock.clone();
     let result = state
         .store
-        .write(move |conn| {
-            let Some(call) = calls::get(conn, &sid_str)? else {
+        .write(move |db| {
+            let Some(call) = db.call(&sid_str)? else {
                 return Ok(Err(ApiError::NotFound));
             };
             if !may_see(&user, call.category.as_deref()) {
@@ -184,8 +183,7 @@ pub async fn record_outcome(
                 )));
             }
             let now = clock.now_ms();
-            outcomes::record(
-                conn,
+            db.record_outcome(
                 &sid_str,
                 &Outcome {
                     resolved: form.resolved,
@@ -197,11 +195,12 @@ pub async fn record_outcome(
                 },
             )?;
             // An agent who records an outcome has taken the call.
-            if events::queue_status(conn, &sid_str)?.as_deref() == Some(events::WAITING) {
-                events::set_queue_status(conn, &sid_str, events::ANSWERED, now)?;
+            if db.queue_status(&sid_str)?.as_deref() == Some(events::WAITING) {
+                db.set_queue_status(&sid_str, events::ANSWERED, now)?;
             }
-            let seq = events::append(conn, &sid_str, Kind::Outcome, call.category.as_deref(), now)?;
-            let view = CallView::by_sid(conn, &sid_str, viewer, now)?;
+            let seq =
+                db.append_call_event(&sid_str, Kind::Outcome, call.category.as_deref(), now)?;
+            let view = CallView::by_sid(db, &sid_str, viewer, now)?;
             Ok(Ok((seq, view)))
         })
         .await
@@ -249,7 +248,7 @@ pub async fn visible_attributes(
     admin_only(&user)?;
     let attributes = state
         .store
-        .run(|conn| settings::visible_attributes(conn))
+        .read(|db| db.visible_attributes())
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(VisibleAttributes { attributes }))
@@ -300,18 +299,11 @@ pub async fn set_visible_attributes(
     let clock = state.clock.clone();
     state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let now = clock.now_ms();
-            settings::set_visible_attributes(conn, stored.as_deref(), now)?;
+            db.set_visible_attributes(stored.as_deref(), now)?;
             let detail = serde_json::json!({ "attributes": stored }).to_string();
-            audit::append(
-                conn,
-                &actor,
-                "visible_attributes.set",
-                "settings",
-                &detail,
-                now,
-            )?;
+            db.append_audit(&actor, "visible_attributes.set", "settings", &detail, now)?;
             Ok(())
         })
         .await

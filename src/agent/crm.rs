@@ -68,13 +68,16 @@ async fn run(state: AppState, hook: CrmWebhook) {
             last_purge = now;
             if let Err(e) = state
                 .store
-                .write(move |c| outbox::purge(c, now - KEEP_MS))
+                .write(move |db| db.purge_crm_deliveries(now - KEEP_MS))
                 .await
             {
                 tracing::warn!(error = %format!("{e:#}"), "purging the CRM outbox failed");
             }
         }
-        let due = state.store.run(move |c| outbox::due(c, now, 20)).await;
+        let due = state
+            .store
+            .read(move |db| db.due_crm_deliveries(now, 20))
+            .await;
         let due = due.unwrap_or_else(|e| {
             tracing::error!(error = %format!("{e:#}"), "reading the CRM outbox failed");
             Vec::new()
@@ -84,7 +87,7 @@ async fn run(state: AppState, hook: CrmWebhook) {
         }
         let next = state
             .store
-            .run(|c| outbox::next_due(c))
+            .read(|db| db.next_crm_due())
             .await
             .ok()
             .flatten();
@@ -142,7 +145,7 @@ async fn deliver(
             tracing::info!(call_sid = %delivery.call_sid, attempts, "screen-pop delivered to the CRM");
             state
                 .store
-                .write(move |c| outbox::delivered(c, id, attempts, clock.now_ms()))
+                .write(move |db| db.crm_delivered(id, attempts, clock.now_ms()))
                 .await
         }
         Some(error) => {
@@ -156,7 +159,7 @@ async fn deliver(
             tracing::warn!(call_sid = %delivery.call_sid, attempts, error = %error, give_up, "CRM webhook delivery failed");
             state
                 .store
-                .write(move |c| outbox::failed(c, id, attempts, &error, retry_at, clock.now_ms()))
+                .write(move |db| db.crm_failed(id, attempts, &error, retry_at, clock.now_ms()))
                 .await
         }
     };

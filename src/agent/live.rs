@@ -22,9 +22,9 @@ use super::auth::AuthUser;
 use super::view::{CallView, Viewer, departments_of};
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::calls::{self, Call, HANDED_OFF};
+use crate::store::Db;
+use crate::store::calls::{Call, HANDED_OFF};
 use crate::store::events::{self, Kind};
-use crate::store::outbox;
 
 /// Events read from the database per query.
 const BATCH: u32 = 100;
@@ -99,35 +99,29 @@ pub fn crm_body(pop: &ScreenPop) -> String {
     serde_json::json!({ "event": "handoff", "screen_pop": pop }).to_string()
 }
 
-/// Compares the call before and after a flow webhook (in the webhook's transaction) and
-/// records what the agents must hear of: the hand-off (queue status `waiting`, an event, and
+/// Compares the call before and after a flow webhook (in the webhook's transaction, `after` as
+/// the engine saved it) and records what the agents must hear of: the hand-off (queue status `waiting`, an event, and
 /// the CRM delivery when `crm` is configured) or how the hand-off ended.
 pub fn track_flow(
-    conn: &rusqlite::Connection,
+    db: &dyn Db,
     ivr: &crate::ivr::IvrContext,
     before: Option<&Call>,
-    call_sid: &str,
+    after: &Call,
     crm: bool,
     now: i64,
 ) -> anyhow::Result<Tracked> {
     let mut tracked = Tracked::default();
-    let Some(after) = calls::get(conn, call_sid)? else {
-        return Ok(tracked);
-    };
+    let call_sid = after.call_sid.as_str();
     let department = after.category.as_deref();
     let was_handed_off = before.is_some_and(|b| b.handed_off_at.is_some());
     if !was_handed_off && after.step == HANDED_OFF {
-        events::set_queue_status(conn, call_sid, events::WAITING, now)?;
-        tracked.events.push(events::append(
-            conn,
-            call_sid,
-            Kind::Handoff,
-            department,
-            now,
-        )?);
+        db.set_queue_status(call_sid, events::WAITING, now)?;
+        tracked
+            .events
+            .push(db.append_call_event(call_sid, Kind::Handoff, department, now)?);
         if crm {
             // The desk's own CRM: it matches the caller to its records by the number.
-            let mut pop = ScreenPop::load(conn, &after, now, Viewer::Desk)?;
+            let mut pop = ScreenPop::load(db, after, now, Viewer::Desk)?;
             let ttl = i64::try_from(ivr.pop_url_ttl.as_millis()).unwrap_or(i64::MAX);
             pop.pop_url = Some(super::pop::url(
                 &ivr.keys.get(),
@@ -135,20 +129,16 @@ pub fn track_flow(
                 call_sid,
                 now.saturating_add(ttl),
             ));
-            outbox::enqueue(conn, call_sid, &crm_body(&pop), now)?;
+            db.enqueue_crm(call_sid, &crm_body(&pop), now)?;
             tracked.crm_queued = true;
         }
     }
     let had_result = before.is_some_and(|b| b.state.handoff_result.is_some());
     if !had_result && let Some(result) = after.state.handoff_result.as_deref() {
-        events::set_queue_status(conn, call_sid, queue_status_of(result), now)?;
-        tracked.events.push(events::append(
-            conn,
-            call_sid,
-            Kind::Status,
-            department,
-            now,
-        )?);
+        db.set_queue_status(call_sid, queue_status_of(result), now)?;
+        tracked
+            .events
+            .push(db.append_call_event(call_sid, Kind::Status, department, now)?);
     }
     Ok(tracked)
 }
@@ -157,13 +147,13 @@ pub fn track_flow(
 /// answered one has ended. A child leg's callback (`ParentCallSid`, the agent's leg of a
 /// `<Dial>`) going `in-progress` marks the caller's call answered.
 pub fn track_status(
-    conn: &rusqlite::Connection,
+    db: &dyn Db,
     call_sid: &str,
     status: &str,
     now: i64,
 ) -> anyhow::Result<Tracked> {
     let mut tracked = Tracked::default();
-    let Some(current) = events::queue_status(conn, call_sid)? else {
+    let Some(current) = db.queue_status(call_sid)? else {
         return Ok(tracked);
     };
     let terminal = matches!(
@@ -176,10 +166,9 @@ pub fn track_status(
         (events::WAITING, "in-progress" | "answered") => events::ANSWERED,
         _ => return Ok(tracked),
     };
-    events::set_queue_status(conn, call_sid, next, now)?;
-    let department = calls::get(conn, call_sid)?.and_then(|c| c.category);
-    tracked.events.push(events::append(
-        conn,
+    db.set_queue_status(call_sid, next, now)?;
+    let department = db.call(call_sid)?.and_then(|c| c.category);
+    tracked.events.push(db.append_call_event(
         call_sid,
         Kind::Status,
         department.as_deref(),
@@ -243,7 +232,7 @@ pub async fn stream(
         Some(n) => n,
         None => state
             .store
-            .run(|conn| events::last_seq(conn))
+            .read(|db| db.last_event_seq())
             .await
             .map_err(ApiError::internal)?,
     };
@@ -268,11 +257,11 @@ pub async fn stream(
             let depts = departments.clone();
             let now = clock.now_ms();
             let batch = store
-                .run(move |conn| {
-                    let (found, scanned) = events::since(conn, last, depts.as_deref(), BATCH)?;
+                .read(move |db| {
+                    let (found, scanned) = db.call_events_since(last, depts.as_deref(), BATCH)?;
                     let mut out = Vec::with_capacity(found.len());
                     for e in found {
-                        let view = CallView::by_sid(conn, &e.call_sid, viewer, now)?;
+                        let view = CallView::by_sid(db, &e.call_sid, viewer, now)?;
                         out.push((e, view));
                     }
                     Ok((out, scanned))

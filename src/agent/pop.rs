@@ -18,12 +18,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::context;
 use rand::RngCore;
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::view::{CallView, Viewer};
 use crate::startup::AppState;
+use crate::store::pop::PopBinding;
 use crate::verify::{Keyring, Purpose};
 use crate::web::templates;
 
@@ -200,11 +200,6 @@ fn to_template(v: serde_json::Value) -> minijinja::Value {
     }
 }
 
-enum Binding {
-    Bound,
-    Other,
-}
-
 /// `GET /pop/{token}`.
 pub async fn open(
     State(state): State<AppState>,
@@ -235,30 +230,11 @@ pub async fn open(
     let sid = call_sid.clone();
     let bound = state
         .store
-        .write(move |conn| {
-            let stored: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT binding_hash FROM pop_opens WHERE token_hash = ?1")?
-                .query_row([&token_hash], |r| r.get(0))
-                .optional()?;
-            match stored {
-                Some(stored) if bool::from(stored.ct_eq(&binding_hash)) => Ok(Binding::Bound),
-                Some(_) => Ok(Binding::Other),
-                None => {
-                    conn.prepare_cached("DELETE FROM pop_opens WHERE expires_at < ?1")?
-                        .execute([now])?;
-                    conn.prepare_cached(
-                        "INSERT INTO pop_opens (token_hash, binding_hash, call_sid, opened_at, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![token_hash, binding_hash, sid, now, expires_at])?;
-                    Ok(Binding::Bound)
-                }
-            }
-        })
+        .write(move |db| db.bind_pop_url(&token_hash, &binding_hash, &sid, now, expires_at))
         .await;
     match bound {
-        Ok(Binding::Bound) => {}
-        Ok(Binding::Other) => {
+        Ok(PopBinding::Bound) => {}
+        Ok(PopBinding::Other) => {
             tracing::warn!(target: "callgate::security", "screen-pop URL opened from a second browser session: refused");
             return refusal(
                 &state,
@@ -273,7 +249,7 @@ pub async fn open(
     }
     let view = state
         .store
-        .run(move |conn| CallView::by_sid(conn, &call_sid, Viewer::PopUrl, now))
+        .read(move |db| CallView::by_sid(db, &call_sid, Viewer::PopUrl, now))
         .await;
     let mut response = match view {
         Ok(Some(view)) => page(

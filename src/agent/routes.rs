@@ -14,7 +14,6 @@ use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::calls;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,15 +82,15 @@ async fn screen_pop(
     let now = state.clock.now_ms();
     let pop = state
         .store
-        .run(move |conn| {
-            let Some(call) = calls::get(conn, sid.as_str())? else {
+        .read(move |db| {
+            let Some(call) = db.call(sid.as_str())? else {
                 return Ok(None);
             };
             // Another department's call is answered as if it did not exist.
             if !may_see(&user, call.category.as_deref()) {
                 return Ok(None);
             }
-            ScreenPop::load(conn, &call, now, Viewer::of(&user)).map(Some)
+            ScreenPop::load(db, &call, now, Viewer::of(&user)).map(Some)
         })
         .await
         .map_err(ApiError::internal)?

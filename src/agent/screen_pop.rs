@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::view::Viewer;
 use crate::ivr::script::PopFields;
 use crate::store::calls::Call;
-use crate::store::{accounts, settings, throttle, to_rfc3339};
+use crate::store::{Db, settings, to_rfc3339};
 use crate::verify::Factor;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,19 +72,6 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// A phone change this recent is a risk flag (SIM swaps and account takeovers start there).
 pub const NUMBER_CHANGE_RECENT_MS: i64 = 30 * DAY_MS;
 
-/// When the account was last locked and its phone last changed.
-fn account_history(
-    conn: &rusqlite::Connection,
-    id: &str,
-) -> anyhow::Result<(Option<i64>, Option<i64>)> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .prepare_cached("SELECT last_locked_at, phone_changed_at FROM accounts WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((None, None)))
-}
-
 /// JSON leaves DEL, the C1 controls and U+FFFE/U+FFFF unescaped, but the TwiML writer must drop
 /// them (XML cannot carry them), which would silently change an account's attributes on the way
 /// to Flex. They can only occur inside JSON strings, so they are written as `\uXXXX` escapes,
@@ -109,15 +96,10 @@ fn xml_safe_json(json: String) -> String {
 
 impl ScreenPop {
     /// The pop of `call` as `viewer` may read it (the caller's number by `Viewer::caller_number`).
-    pub fn load(
-        conn: &rusqlite::Connection,
-        call: &Call,
-        now: i64,
-        viewer: Viewer,
-    ) -> anyhow::Result<Self> {
-        let visible = settings::visible_attributes(conn)?;
+    pub fn load(db: &dyn Db, call: &Call, now: i64, viewer: Viewer) -> anyhow::Result<Self> {
+        let visible = db.visible_attributes()?;
         let account = match &call.account_id {
-            Some(id) => accounts::get(conn, id)?.map(|a| AccountView {
+            Some(id) => db.account(id)?.map(|a| AccountView {
                 id: a.id,
                 name: a.name,
                 attributes: settings::filter_visible(&a.attributes, visible.as_deref()),
@@ -125,12 +107,12 @@ impl ScreenPop {
             None => None,
         };
         let account_failures_24h = match &call.account_id {
-            Some(id) => throttle::recent_account_failures(conn, id, now - DAY_MS)?,
+            Some(id) => db.recent_account_failures(id, now - DAY_MS)?,
             None => 0,
         };
-        let (last_locked_at, phone_changed_at) = match &call.account_id {
-            Some(id) => account_history(conn, id)?,
-            None => (None, None),
+        let history = match &call.account_id {
+            Some(id) => db.account_history(id)?,
+            None => Default::default(),
         };
         let level = call.level();
         Ok(Self {
@@ -150,8 +132,9 @@ impl ScreenPop {
                 failed_attempts: call.failed_attempts,
                 account_failures_24h,
                 caller_withheld: call.caller == "withheld",
-                account_locked_24h: last_locked_at.is_some_and(|t| t >= now - DAY_MS),
-                number_changed_recently: phone_changed_at
+                account_locked_24h: history.last_locked_at.is_some_and(|t| t >= now - DAY_MS),
+                number_changed_recently: history
+                    .phone_changed_at
                     .is_some_and(|t| t >= now - NUMBER_CHANGE_RECENT_MS),
             },
             status: call.status.clone(),

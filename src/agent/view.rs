@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::ScreenPop;
 use crate::domain::mask_number;
-use crate::store::calls::{self, Call};
-use crate::store::events;
-use crate::store::outcomes::{self, Outcome, PastCall};
+use crate::store::calls::Call;
+use crate::store::outcomes::{Outcome, PastCall};
 use crate::store::users::{Role, User};
+use crate::store::{Db, events};
 
 /// Earlier calls of the account listed in a pop.
 const RECENT_CALLS: u32 = 5;
@@ -182,16 +182,11 @@ pub fn risk_flags(pop: &ScreenPop) -> Vec<Labelled> {
 
 impl CallView {
     /// Builds the view of `call` for `viewer`, at `now`.
-    pub fn load(
-        conn: &rusqlite::Connection,
-        call: &Call,
-        viewer: Viewer,
-        now: i64,
-    ) -> anyhow::Result<Self> {
-        let pop = ScreenPop::load(conn, call, now, viewer)?;
+    pub fn load(db: &dyn Db, call: &Call, viewer: Viewer, now: i64) -> anyhow::Result<Self> {
+        let pop = ScreenPop::load(db, call, now, viewer)?;
         let recent_calls = match (&call.account_id, viewer) {
             (Some(id), Viewer::Admin | Viewer::Agent) => {
-                outcomes::recent_calls(conn, id, &call.call_sid, RECENT_CALLS)?
+                db.recent_calls_of(id, &call.call_sid, RECENT_CALLS)?
             }
             _ => Vec::new(),
         };
@@ -218,25 +213,25 @@ impl CallView {
                 .as_ref()
                 .map(|a| a.attributes.clone().into_iter().collect())
                 .unwrap_or_default(),
-            queue_status: events::queue_status(conn, &call.call_sid)?,
+            queue_status: db.queue_status(&call.call_sid)?,
             call_status: call.status.clone(),
             started_at: call.started_at,
             handed_off_at: call.handed_off_at,
             ended_at: call.ended_at,
-            outcome: outcomes::get(conn, &call.call_sid)?,
+            outcome: db.outcome(&call.call_sid)?,
             recent_calls,
         })
     }
 
     /// The view of the call `call_sid`, if it exists, at `now`.
     pub fn by_sid(
-        conn: &rusqlite::Connection,
+        db: &dyn Db,
         call_sid: &str,
         viewer: Viewer,
         now: i64,
     ) -> anyhow::Result<Option<Self>> {
-        match calls::get(conn, call_sid)? {
-            Some(call) => Self::load(conn, &call, viewer, now).map(Some),
+        match db.call(call_sid)? {
+            Some(call) => Self::load(db, &call, viewer, now).map(Some),
             None => Ok(None),
         }
     }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
 use crate::store::accounts::{self, AddAccountError, NewAccount};
-use crate::store::{Store, audit, call_codes, now_ms, settings, throttle, to_rfc3339};
+use crate::store::{Store, now_ms, to_rfc3339};
 use crate::verify::{Keyring, totp};
 
 #[derive(Debug, Subcommand)]
@@ -124,19 +124,22 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 .transpose()?;
             // The account and its audit entry commit together; a refused code is audited and
             // committed too, as the admin API does, so probing for codes shows in the trail.
-            let mut conn = store.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let (actor, now) = (cli_actor(), now_ms());
-            match accounts::add_in(&tx, &keys, &new, now) {
-                Ok(()) => accounts::audit_added(&tx, &actor, &new, now)?,
-                Err(e @ AddAccountError::DuplicateCode) => {
-                    accounts::audit_code_refused(&tx, &actor, &id, now)?;
-                    tx.commit()?;
-                    return Err(e.into());
+            // The refusal is committed, then reported.
+            let refused = store.write_sync(|db| match db.add_account(&keys, &new, now) {
+                Ok(()) => {
+                    accounts::audit_added(db, &actor, &new, now)?;
+                    Ok(None)
                 }
-                Err(e) => return Err(e.into()),
+                Err(e @ AddAccountError::DuplicateCode) => {
+                    accounts::audit_code_refused(db, &actor, &id, now)?;
+                    Ok(Some(e))
+                }
+                Err(e) => Err(e.into()),
+            })?;
+            if let Some(e) = refused {
+                return Err(e.into());
             }
-            tx.commit()?;
             println!("account {id} added: {name} {phone}", name = name.as_str());
             if let Some(uri) = uri {
                 println!("Scan this with an authenticator app:");
@@ -147,7 +150,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Export { id } => {
             let store = Store::open(data_dir)?;
-            let export = crate::store::privacy::export(&*store.conn()?, &id)?;
+            let export = store.read_sync(|db| db.export_account(&id))?;
             println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(())
         }
@@ -156,15 +159,12 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 bail!("forgetting {id} erases its personal data for good: add --yes to confirm");
             }
             let store = Store::open(data_dir)?;
-            let mut conn = store.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let done = crate::store::privacy::forget(&tx, &id, &cli_actor(), now_ms())?;
-            tx.commit()?;
-            // secure_delete zeroed the erased rows in the database pages; the write-ahead log
-            // still holds the old page images until a checkpoint empties it.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            let done = store.write_sync(|db| db.forget_account(&id, &cli_actor(), now_ms()))?;
+            // The erased data may still sit in the backend's own files (SQLite's write-ahead
+            // log) until they are emptied.
+            if let Err(e) = store.purge_erased_copies() {
                 eprintln!(
-                    "note: the write-ahead log could not be emptied now ({e}); the server's checkpoints will"
+                    "note: old copies of the erased data could not be cleared now ({e:#}); the server's checkpoints will"
                 );
             }
             println!(
@@ -179,18 +179,19 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             }
             let store = Store::open(data_dir)?;
             let keys = Keyring::load_or_create(data_dir)?;
-            let conn = store.conn()?;
-            if accounts::get(&conn, &id)?.is_none() {
-                bail!("no account with id {id}");
-            }
-            let code = call_codes::issue(&conn, &keys, &id, i64::from(ttl) * 60_000, now_ms())?;
+            let code = store.write_sync(|db| {
+                if db.account(&id)?.is_none() {
+                    bail!("no account with id {id}");
+                }
+                db.issue_call_code(&keys, &id, i64::from(ttl) * 60_000, now_ms())
+            })?;
             println!("one-time call code for {id}, valid {ttl} minutes, single use:");
             println!("{}", code.as_str());
             Ok(())
         }
         AccountCommand::List => {
             let store = Store::open(data_dir)?;
-            let list = accounts::list(&*store.conn()?)?;
+            let list = store.read_sync(|db| db.accounts())?;
             if list.is_empty() {
                 println!("no accounts");
             }
@@ -208,7 +209,8 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Show { id } => {
             let store = Store::open(data_dir)?;
-            let account = accounts::get(&*store.conn()?, &id)?
+            let account = store
+                .read_sync(|db| db.account(&id))?
                 .with_context(|| format!("no account with id {id}"))?;
             let view = serde_json::json!({
                 "id": account.id,
@@ -227,11 +229,8 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         AccountCommand::SetPhone { id, phone } => {
             let phone = PhoneNumber::parse(&phone, region)?;
             let store = Store::open(data_dir)?;
-            let changed = store.conn()?.execute(
-                "UPDATE accounts SET phone = ?2, phone_changed_at = ?3 WHERE id = ?1",
-                rusqlite::params![id, phone.as_str(), now_ms()],
-            )?;
-            if changed == 0 {
+            let changed = store.write_sync(|db| db.set_account_phone(&id, &phone, now_ms()))?;
+            if !changed {
                 bail!("no account with id {id}");
             }
             println!("account {id}: phone changed to {phone}");
@@ -239,7 +238,6 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::VisibleAttributes { keys, all } => {
             let store = Store::open(data_dir)?;
-            let conn = store.conn()?;
             if all || keys.is_some() {
                 let list = match keys {
                     Some(k) => {
@@ -257,18 +255,14 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                     None => None,
                 };
                 let now = now_ms();
-                settings::set_visible_attributes(&conn, list.as_deref(), now)?;
                 let detail = serde_json::json!({ "attributes": list }).to_string();
-                audit::append(
-                    &conn,
-                    "cli",
-                    "visible_attributes.set",
-                    "settings",
-                    &detail,
-                    now,
-                )?;
+                store.write_sync(|db| {
+                    db.set_visible_attributes(list.as_deref(), now)?;
+                    db.append_audit("cli", "visible_attributes.set", "settings", &detail, now)?;
+                    Ok(())
+                })?;
             }
-            match settings::visible_attributes(&conn)? {
+            match store.read_sync(|db| db.visible_attributes())? {
                 None => println!("agents see every account attribute"),
                 Some(list) if list.is_empty() => println!("agents see no account attribute"),
                 Some(list) => println!("agents see: {}", list.join(", ")),
@@ -277,7 +271,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Unlock { id } => {
             let store = Store::open(data_dir)?;
-            if !throttle::unlock_account(&*store.conn()?, &id)? {
+            if !store.write_sync(|db| db.unlock_account(&id))? {
                 bail!("no account with id {id}");
             }
             println!("account {id} unlocked");
@@ -285,7 +279,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Remove { id } => {
             let store = Store::open(data_dir)?;
-            if !accounts::remove(&*store.conn()?, &id)? {
+            if !store.write_sync(|db| db.remove_account(&id))? {
                 bail!("no account with id {id}");
             }
             println!("account {id} removed");

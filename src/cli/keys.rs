@@ -54,9 +54,9 @@ pub fn run(cmd: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
 fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
     let _lock = KeyFileLock::acquire(path)?;
     let store = Store::open(data_dir)?;
-    let mut conn = store.conn()?;
     // Never add a key to a file that is not this database's.
-    key_usage::check_keyring(&conn, &Keyring::load(path)?)?;
+    let current = Keyring::load(path)?;
+    store.read_sync(|db| key_usage::check_keyring(db, &current))?;
     let version = keys::append_version(path)?;
     let keyring = Keyring::load(path)?;
     if keyring.current_version() != version {
@@ -72,9 +72,9 @@ fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
     // Running servers read the file again within a second; until they have, they must still be
     // able to decrypt what is re-sealed below.
     std::thread::sleep(PICKUP_WAIT);
-    let resealed = key_usage::reseal_totp_secrets(&mut conn, &keyring)?;
+    let resealed = store.write_sync(|db| db.reseal_totp_secrets(&keyring))?;
     println!("{resealed} TOTP secret(s) re-encrypted under v{version}");
-    let usage = key_usage::by_version(&conn, now_ms())?;
+    let usage = store.read_sync(|db| db.key_usage(now_ms()))?;
     let old: u64 = usage
         .iter()
         .filter(|(v, _)| **v != version)
@@ -94,8 +94,7 @@ fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
 fn status(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
     let keyring = Keyring::load(path)?;
     let store = Store::open(data_dir)?;
-    let conn = store.conn()?;
-    let usage = key_usage::by_version(&conn, now_ms())?;
+    let usage = store.read_sync(|db| db.key_usage(now_ms()))?;
     let current = keyring.current_version();
     println!("key file: {}", path.display());
     let mut versions: Vec<u32> = keyring.versions();
@@ -117,7 +116,7 @@ fn status(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
             u.account_codes, u.totp_secrets, u.live_call_codes, u.knowledge_answers
         );
     }
-    if let Err(e) = key_usage::check_keyring(&conn, &keyring) {
+    if let Err(e) = store.read_sync(|db| key_usage::check_keyring(db, &keyring)) {
         bail!("{e:#}");
     }
     Ok(())
@@ -135,8 +134,8 @@ fn retire(data_dir: &Path, path: &Path, version: u32) -> anyhow::Result<()> {
         );
     }
     let store = Store::open(data_dir)?;
-    let conn = store.conn()?;
-    let usage = key_usage::by_version(&conn, now_ms())?
+    let usage = store
+        .read_sync(|db| db.key_usage(now_ms()))?
         .get(&version)
         .copied()
         .unwrap_or_default();

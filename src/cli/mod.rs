@@ -173,10 +173,8 @@ fn train(data_dir: &std::path::Path, holdout: f64) -> anyhow::Result<()> {
         "--holdout must be at least 0 and below 1"
     );
     let store = crate::store::Store::open(data_dir)?;
-    let mut conn = store.conn()?;
-    let tx = conn.transaction()?;
-    let t = crate::ivr::training::train(&tx, holdout, crate::store::now_ms())?;
-    tx.commit()?;
+    let t =
+        store.write_sync(|db| crate::ivr::training::train(db, holdout, crate::store::now_ms()))?;
     let pct = |a: Option<f64>| a.map_or("n/a".to_owned(), |a| format!("{:.1}%", a * 100.0));
     println!(
         "routing model #{}: trained on {} confirmed utterance(s), measured on {} held out",
@@ -199,16 +197,17 @@ fn purge(
     retention: &serve::RetentionArgs,
 ) -> anyhow::Result<()> {
     let store = crate::store::Store::open(data_dir)?;
-    let mut conn = store.conn()?;
-    let tx = conn.transaction()?;
-    let purged = crate::store::privacy::purge(&tx, &retention.retention(), crate::store::now_ms())?;
-    if dry_run {
-        tx.rollback()?;
+    let (retention, now) = (retention.retention(), crate::store::now_ms());
+    let purge = |db: &dyn crate::store::Db| db.purge_retention(&retention, now);
+    let purged = if dry_run {
+        let purged = store.dry_run(purge)?;
         println!("would purge (dry run, nothing changed):");
+        purged
     } else {
-        tx.commit()?;
+        let purged = store.write_sync(purge)?;
         println!("purged:");
-    }
+        purged
+    };
     println!("{}", serde_json::to_string_pretty(&purged)?);
     Ok(())
 }
@@ -224,7 +223,8 @@ fn report(
     let store = crate::store::Store::open(data_dir)?;
     let to = crate::store::now_ms();
     let from = to - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
-    let report = crate::reports::build(&*store.conn()?, name, from, to, alert_per_minute)?;
+    let report =
+        store.read_sync(|db| crate::reports::build(db, name, from, to, alert_per_minute))?;
     match format {
         "json" => println!("{}", serde_json::to_string_pretty(&report)?),
         "csv" => {
@@ -241,7 +241,7 @@ fn report(
 
 fn backup(data_dir: &std::path::Path, target: &std::path::Path) -> anyhow::Result<()> {
     let store = crate::store::Store::open(data_dir)?;
-    let report = crate::store::backup::to_file(&*store.conn()?, target)?;
+    let report = store.backup(target)?;
     println!(
         "backed up {} account(s) and {} call(s) to {} ({} bytes, integrity ok)",
         report.accounts,
@@ -260,8 +260,7 @@ fn seed(data_dir: &std::path::Path, accounts: u64, calls: u64, force: bool) -> a
     let store = crate::store::Store::open(data_dir)?;
     let keys = crate::verify::Keyring::load_or_create(data_dir)?;
     let started = std::time::Instant::now();
-    let added =
-        crate::loadtest::fixtures::seed(&mut *store.conn()?, &keys, accounts, calls, force)?;
+    let added = crate::loadtest::fixtures::seed(&store, &keys, accounts, calls, force)?;
     println!(
         "seeded {added} load-test account(s) (LOAD-0000000..) and up to {calls} finished call(s) in {:.1} s",
         started.elapsed().as_secs_f64()

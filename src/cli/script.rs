@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::ivr::script::{self, Env, ScriptSet, Severity};
-use crate::store::{Store, audit, now_ms, scripts as stored};
+use crate::store::{Store, audit, now_ms};
 
 #[derive(Debug, Subcommand)]
 pub enum ScriptCommand {
@@ -67,7 +67,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
         } => check_files(&files, &scripts_dir, &sounds_dir),
         ScriptCommand::List => {
             let store = Store::open(data_dir)?;
-            let rows = stored::list(&*store.conn()?)?;
+            let rows = store.read_sync(|db| db.scripts())?;
             if rows.is_empty() {
                 println!(
                     "no scripts yet: they are imported from the scripts directory when the server starts"
@@ -86,7 +86,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
         }
         ScriptCommand::Versions { name } => {
             let store = Store::open(data_dir)?;
-            let list = stored::versions(&*store.conn()?, &name)?;
+            let list = store.read_sync(|db| db.script_versions(&name))?;
             if list.is_empty() {
                 bail!("no script named {name}");
             }
@@ -105,16 +105,16 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
         }
         ScriptCommand::Export { dir, latest } => {
             let store = Store::open(data_dir)?;
-            let conn = store.conn()?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            for row in stored::list(&conn)? {
+            for row in store.read_sync(|db| db.scripts())? {
                 let version = if latest {
                     Some(row.latest_version)
                 } else {
                     row.published_version
                 };
                 let Some(version) = version else { continue };
-                let Some(source) = stored::source(&conn, &row.name, version)? else {
+                let Some(source) = store.read_sync(|db| db.script_source(&row.name, version))?
+                else {
                     continue;
                 };
                 let path = dir.join(format!("{}.toml", row.name));
@@ -134,17 +134,17 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             actor,
         } => {
             let store = Store::open(data_dir)?;
-            let mut conn = store.conn()?;
-            let source = stored::source(&conn, &name, version)?
+            let source = store
+                .read_sync(|db| db.script_source(&name, version))?
                 .with_context(|| format!("script {name} has no version {version}"))?;
             if script::check(&source, Env::default()).script.is_none() {
                 bail!(
                     "version {version} of {name} does not pass the checker; run `callgate script check`"
                 );
             }
-            let tx = conn.transaction()?;
-            stored::publish(&tx, &name, version, &format!("cli:{actor}"), now_ms())?;
-            tx.commit()?;
+            store.write_sync(|db| {
+                db.publish_script(&name, version, &format!("cli:{actor}"), now_ms())
+            })?;
             println!("published {name} v{version}");
             Ok(())
         }
@@ -153,9 +153,8 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
 
 pub fn run_audit(cmd: AuditCommand, data_dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(data_dir)?;
-    let conn = store.conn()?;
     match cmd {
-        AuditCommand::Verify => match audit::verify(&conn)? {
+        AuditCommand::Verify => match store.read_sync(|db| db.verify_audit())? {
             audit::Verdict::Intact { entries, head } => {
                 println!("audit trail intact: {entries} entries, head {head}");
                 Ok(())
@@ -165,7 +164,7 @@ pub fn run_audit(cmd: AuditCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
         },
         AuditCommand::List { limit, subject } => {
-            for e in audit::recent(&conn, subject.as_deref(), limit)? {
+            for e in store.read_sync(|db| db.recent_audit(subject.as_deref(), limit))? {
                 println!(
                     "#{:<5} {} {:<12} {:<16} {}",
                     e.seq, e.at, e.actor, e.action, e.subject

@@ -12,9 +12,9 @@ use crate::config::{CrmWebhook, Settings, TwilioTokens, parse_frame_origins};
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
-use crate::store::accounts::{self, NewAccount};
-use crate::store::users::{self, Role};
-use crate::store::{Store, call_codes, now_ms};
+use crate::store::accounts::NewAccount;
+use crate::store::users::Role;
+use crate::store::{Store, now_ms};
 use crate::verify::{Keyring, Limits, totp};
 
 #[derive(Debug, Args)]
@@ -235,26 +235,12 @@ const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
 /// directory holding real (non-test) accounts is refused before anything is written.
 fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let store = Store::open(data_dir)?;
-    let mut conn = store.conn()?;
+    let keys = Keyring::load_or_create(data_dir)?;
     // One transaction: the check, the seeding and the tokens stand or fall together, and two
     // servers started at once cannot both seed.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let real: i64 = tx.query_row("SELECT COUNT(*) FROM accounts WHERE NOT test", [], |r| {
-        r.get(0)
-    })?;
-    anyhow::ensure!(
-        real == 0,
-        "--demo refuses the data directory {}: it holds {real} real (non-test) account(s). \
-         --demo lets test accounts, whose codes are public, verify callers; run the demo on a \
-         data directory of its own (e.g. --data-dir ./demo-data)",
-        data_dir.display()
-    );
-    let mut seeded = false;
-    for id in DEMO_ACCOUNTS {
-        seeded |= accounts::get(&tx, id)?.is_some();
-    }
-    if seeded {
-        drop(tx);
+    let seeded = store.write_sync(|db| seed_demo_in(db, &keys, data_dir, public_url))?;
+    // Printed once the transaction is committed: nothing is shown that was not kept.
+    let Some(out) = seeded else {
         println!("=== callgate demo ===");
         println!(
             "demo data already present in {dir} (accounts {}; their codes are in the README).",
@@ -271,8 +257,36 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
         );
         println!("=====================");
         return Ok(());
+    };
+    for line in out {
+        println!("{line}");
     }
-    let keys = Keyring::load_or_create(data_dir)?;
+    Ok(())
+}
+
+/// The demo's check and seeding, in the caller's transaction: `None` when it was seeded before,
+/// else the lines to print.
+fn seed_demo_in(
+    db: &dyn crate::store::Db,
+    keys: &Keyring,
+    data_dir: &Path,
+    public_url: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let real = db.count_real_accounts()?;
+    anyhow::ensure!(
+        real == 0,
+        "--demo refuses the data directory {}: it holds {real} real (non-test) account(s). \
+         --demo lets test accounts, whose codes are public, verify callers; run the demo on a \
+         data directory of its own (e.g. --data-dir ./demo-data)",
+        data_dir.display()
+    );
+    let mut seeded = false;
+    for id in DEMO_ACCOUNTS {
+        seeded |= db.account(id)?.is_some();
+    }
+    if seeded {
+        return Ok(None);
+    }
     let region = Region::default();
     let demo = [
         (
@@ -292,7 +306,6 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             [("plan", "basic"), ("device", "app-ios")],
         ),
     ];
-    // Printed once the transaction is committed: nothing is shown that was not kept.
     let mut out = vec!["=== callgate demo ===".to_owned()];
     for (id, name, phone, code, with_totp, attrs) in demo {
         let attributes: BTreeMap<String, String> = attrs
@@ -315,7 +328,7 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             // on a --demo server, never on a real line.
             test: true,
         };
-        accounts::add_in(&tx, &keys, &new, now_ms())?;
+        db.add_account(keys, &new, now_ms())?;
         out.push(format!(
             "account {id}: {} phone {phone} code {} (date of birth 14031985)",
             name.as_str(),
@@ -328,17 +341,17 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             ));
         }
     }
-    let call_code = call_codes::issue(&tx, &keys, DEMO_ACCOUNTS[0], 30 * 60_000, now_ms())?;
+    let call_code = db.issue_call_code(keys, DEMO_ACCOUNTS[0], 30 * 60_000, now_ms())?;
     out.push(format!(
         "one-time call code for {} (30 minutes): {}",
         DEMO_ACCOUNTS[0],
         call_code.as_str()
     ));
     let agent = format!("demo-agent-{}", now_ms());
-    let token = users::add(&tx, &agent, Role::Agent, now_ms())?;
+    let token = db.add_user(&agent, Role::Agent, &[], now_ms())?;
     out.push(format!("agent token: {}", token.as_str()));
     let admin = format!("demo-admin-{}", now_ms());
-    let admin_token = users::add(&tx, &admin, Role::Admin, now_ms())?;
+    let admin_token = db.add_user(&admin, Role::Admin, &[], now_ms())?;
     out.push(format!(
         "admin token: {}  (log in at {public_url}/login)",
         admin_token.as_str()
@@ -352,9 +365,5 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
             .to_owned(),
     );
     out.push("=====================".to_owned());
-    tx.commit()?;
-    for line in out {
-        println!("{line}");
-    }
-    Ok(())
+    Ok(Some(out))
 }

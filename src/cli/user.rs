@@ -43,8 +43,7 @@ pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
             };
             let departments = users::parse_departments(&departments)?;
             let store = Store::open(data_dir)?;
-            let token =
-                users::add_with_departments(&*store.conn()?, name, role, &departments, now_ms())?;
+            let token = store.write_sync(|db| db.add_user(name, role, &departments, now_ms()))?;
             println!(
                 "{} {name} created; its API token (shown only now):",
                 role.as_str()

@@ -1,13 +1,16 @@
 //! The call flow. `script` reads, checks and versions the IVR scripts (`ivr-scripts/`),
-//! `sounds` knows which prompts have recorded audio, and `flow` runs a script: one webhook in,
-//! the next TwiML document out, the call's state moved forward.
+//! `sounds` knows which prompts have recorded audio, and `engine` runs a script: one webhook's
+//! `CallInput` in, a `Reply` out (what the caller hears and what happens next, in no gateway's
+//! language), the call's state moved forward. `crate::twilio::render` writes a `Reply` as TwiML.
 
-pub mod flow;
+pub mod engine;
+pub mod reply;
 pub mod routing;
 pub mod script;
 pub mod sounds;
 pub mod training;
 
-pub use flow::{Event, HANDOFF_RESULT, IvrContext};
+pub use engine::{AlertGate, CallInput, Event, IvrContext};
+pub use reply::Reply;
 pub use script::{Catalog, Script, ScriptSet};
 pub use sounds::SoundIndex;

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::routing::Model;
 use super::script::{self, Env, Script};
-use crate::store::scripts as stored;
+use crate::store::Db;
+use crate::store::routing::NewRoutingModel;
 
 #[derive(Debug, Serialize)]
 pub struct Trained {
@@ -40,24 +40,17 @@ fn held_out(call_sid: &str, share: f64) -> bool {
 }
 
 /// Trains from the database, stores the model, and returns what it measured.
-pub fn train(conn: &Connection, holdout: f64, now: i64) -> anyhow::Result<Trained> {
-    let mut stmt = conn.prepare(
-        "SELECT c.call_sid, c.script, json_extract(c.state, '$.speech.text'), o.category
-         FROM calls c JOIN call_outcomes o ON o.call_sid = c.call_sid
-         WHERE json_extract(c.state, '$.speech.text') IS NOT NULL",
-    )?;
-    let examples: Vec<Example> = stmt
-        .query_map([], |r| {
-            let sid: String = r.get(0)?;
-            Ok(Example {
-                held_out: held_out(&sid, holdout),
-                script: r.get(1)?,
-                text: r.get(2)?,
-                category: r.get(3)?,
-            })
-        })?
-        .collect::<Result<_, _>>()
-        .context("reading confirmed utterances")?;
+pub fn train(db: &dyn Db, holdout: f64, now: i64) -> anyhow::Result<Trained> {
+    let examples: Vec<Example> = db
+        .confirmed_utterances()?
+        .into_iter()
+        .map(|u| Example {
+            held_out: held_out(&u.call_sid, holdout),
+            script: u.script,
+            text: u.text,
+            category: u.category,
+        })
+        .collect();
     let mut learned = Model::default();
     let mut per_category = BTreeMap::new();
     for e in examples.iter().filter(|e| !e.held_out) {
@@ -66,7 +59,7 @@ pub fn train(conn: &Connection, holdout: f64, now: i64) -> anyhow::Result<Traine
     }
     // The published scripts give the phrases and the departments each utterance chose among.
     let mut scripts: BTreeMap<String, Arc<Script>> = BTreeMap::new();
-    for (name, _, source) in stored::all_published(conn)? {
+    for (name, _, source) in db.published_scripts()? {
         if let Some(s) = script::check(&source, Env::default()).script {
             scripts.insert(name, Arc::new(s));
         }
@@ -89,20 +82,19 @@ pub fn train(conn: &Connection, holdout: f64, now: i64) -> anyhow::Result<Traine
     let (accuracy, baseline_accuracy) = (share(right), share(right_baseline));
     let examples_n = examples.iter().filter(|e| !e.held_out).count();
     let held = examples.len() - examples_n;
-    conn.execute(
-        "INSERT INTO routing_models (created_at, examples, held_out, accuracy, baseline_accuracy, model)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            now,
-            examples_n as i64,
-            held as i64,
+    let model_json = serde_json::to_string(&learned)?;
+    let id = db.store_routing_model(
+        &NewRoutingModel {
+            examples: examples_n as i64,
+            held_out: held as i64,
             accuracy,
             baseline_accuracy,
-            serde_json::to_string(&learned)?
-        ],
+            model_json: &model_json,
+        },
+        now,
     )?;
     Ok(Trained {
-        id: conn.last_insert_rowid(),
+        id,
         examples: examples_n,
         held_out: held,
         accuracy,
@@ -112,15 +104,8 @@ pub fn train(conn: &Connection, holdout: f64, now: i64) -> anyhow::Result<Traine
 }
 
 /// The newest trained model: (id, model).
-pub fn latest(conn: &Connection) -> anyhow::Result<Option<(i64, Model)>> {
-    let row: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT id, model FROM routing_models ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match row {
+pub fn latest(db: &dyn Db) -> anyhow::Result<Option<(i64, Model)>> {
+    match db.newest_routing_model()? {
         Some((id, json)) => Ok(Some((
             id,
             serde_json::from_str(&json).context("stored routing model")?,

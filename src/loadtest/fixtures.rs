@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use rand::Rng;
-use rusqlite::{Connection, TransactionBehavior};
 use sha1::{Digest, Sha1};
 
 use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
-use crate::store::accounts::{self, NewAccount};
+use crate::store::Store;
+use crate::store::accounts::NewAccount;
 use crate::store::calls::{self, Call};
 use crate::verify::{Factor, Factors, Keyring};
 
@@ -63,117 +63,107 @@ pub fn guesser_number() -> String {
 /// Adds fixtures `0..accounts` (those missing) and `finished_calls` finished calls of history,
 /// in batches of one transaction each.
 pub fn seed(
-    conn: &mut Connection,
+    store: &Store,
     keys: &Keyring,
     accounts: u64,
     finished_calls: u64,
     force: bool,
 ) -> anyhow::Result<u64> {
-    let real: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM accounts WHERE id NOT LIKE 'LOAD-%'",
-        [],
-        |r| r.get(0),
-    )?;
+    let (all, existing) = store.read_sync(|db| {
+        Ok((
+            db.count_accounts()?,
+            db.count_accounts_with_id_prefix(ID_PREFIX)?,
+        ))
+    })?;
+    let real = all - existing;
     if real > 0 && !force {
         bail!(
             "this data directory holds {real} real account(s); load-test accounts have public codes and \
              TOTP secrets and must never sit beside them (use a separate --data-dir, or --force)"
         );
     }
-    let existing: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM accounts WHERE id LIKE 'LOAD-%'",
-        [],
-        |r| r.get(0),
-    )?;
     let start = u64::try_from(existing).unwrap_or(0);
     let now = crate::store::now_ms();
     let region = Region::default();
     let attributes: BTreeMap<String, String> = [("plan".to_owned(), "loadtest".to_owned())].into();
     let name = AccountName::parse("Load Test")?;
     for batch_start in (start..accounts).step_by(10_000) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for index in batch_start..(batch_start + 10_000).min(accounts) {
-            let f = fixture(index);
-            let id = AccountId::parse(&f.id)?;
-            let phone = PhoneNumber::parse(&f.phone, region)
-                .with_context(|| format!("fixture phone {}", f.phone))?;
-            let code = AccountCode::parse(&f.code)?;
-            let new = NewAccount {
-                id: &id,
-                name: &name,
-                phone: &phone,
-                code: Some(&code),
-                totp_secret: f.totp_secret.as_deref(),
-                attributes: &attributes,
-                knowledge: &[],
-                test: false,
-            };
-            accounts::insert(&tx, keys, &new, now)?;
-        }
-        tx.commit()?;
+        store.write_sync(|db| {
+            for index in batch_start..(batch_start + 10_000).min(accounts) {
+                let f = fixture(index);
+                let id = AccountId::parse(&f.id)?;
+                let phone = PhoneNumber::parse(&f.phone, region)
+                    .with_context(|| format!("fixture phone {}", f.phone))?;
+                let code = AccountCode::parse(&f.code)?;
+                let new = NewAccount {
+                    id: &id,
+                    name: &name,
+                    phone: &phone,
+                    code: Some(&code),
+                    totp_secret: f.totp_secret.as_deref(),
+                    attributes: &attributes,
+                    knowledge: &[],
+                    test: false,
+                };
+                db.insert_account(keys, &new, now)?;
+            }
+            Ok(())
+        })?;
     }
     if finished_calls > 0 {
         if accounts == 0 {
             bail!("call history needs at least one load-test account (--accounts)");
         }
-        seed_history(conn, accounts, finished_calls, now)?;
+        seed_history(store, accounts, finished_calls, now)?;
     }
     Ok(accounts.saturating_sub(start))
 }
 
 /// Finished calls spread over the last 90 days, so that per-call look-ups run against a table of
 /// realistic size.
-fn seed_history(
-    conn: &mut Connection,
-    accounts: u64,
-    finished_calls: u64,
-    now: i64,
-) -> anyhow::Result<()> {
+fn seed_history(store: &Store, accounts: u64, finished_calls: u64, now: i64) -> anyhow::Result<()> {
     let mut rng = rand::thread_rng();
-    let existing: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM calls WHERE call_sid LIKE 'CAhist%'",
-        [],
-        |r| r.get(0),
-    )?;
+    let existing = store.read_sync(|db| db.count_calls_with_sid_prefix("CAhist"))?;
     let start = u64::try_from(existing).unwrap_or(0);
     for batch_start in (start..finished_calls).step_by(10_000) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for n in batch_start..(batch_start + 10_000).min(finished_calls) {
-            let f = fixture(n % accounts);
-            let started = now - rng.gen_range(0..90 * 24 * 3600 * 1000i64);
-            let mut factors = Factors::default();
-            factors.add(Factor::AccountCode);
-            factors.add(Factor::CallerId);
-            let call = Call {
-                call_sid: format!("CAhist{n:026}"),
-                caller: f.phone.clone(),
-                called: Some("+48221234567".into()),
-                stir_verstat: None,
-                script: "default".into(),
-                script_version: "seed".into(),
-                script_version_no: None,
-                language: "pl-PL".into(),
-                step: calls::HANDED_OFF.into(),
-                state: Default::default(),
-                step_attempts: 0,
-                step_silences: 0,
-                account_id: Some(f.id.clone()),
-                caller_id_match: true,
-                factors,
-                failed_attempts: 0,
-                category: Some(["billing", "technical", "other"][(n % 3) as usize].into()),
-                handoff: Some("enqueue".into()),
-                status: "completed".into(),
-                end_reason: Some("handoff_bridged".into()),
-                started_at: started,
-                verified_at: Some(started + 8_000),
-                handed_off_at: Some(started + 15_000),
-                ended_at: Some(started + 300_000),
-                duration_secs: Some(300),
-            };
-            calls::save(&tx, &call, now)?;
-        }
-        tx.commit()?;
+        store.write_sync(|db| {
+            for n in batch_start..(batch_start + 10_000).min(finished_calls) {
+                let f = fixture(n % accounts);
+                let started = now - rng.gen_range(0..90 * 24 * 3600 * 1000i64);
+                let mut factors = Factors::default();
+                factors.add(Factor::AccountCode);
+                factors.add(Factor::CallerId);
+                let call = Call {
+                    call_sid: format!("CAhist{n:026}"),
+                    caller: f.phone.clone(),
+                    called: Some("+48221234567".into()),
+                    stir_verstat: None,
+                    script: "default".into(),
+                    script_version: "seed".into(),
+                    script_version_no: None,
+                    language: "pl-PL".into(),
+                    step: calls::HANDED_OFF.into(),
+                    state: Default::default(),
+                    step_attempts: 0,
+                    step_silences: 0,
+                    account_id: Some(f.id.clone()),
+                    caller_id_match: true,
+                    factors,
+                    failed_attempts: 0,
+                    category: Some(["billing", "technical", "other"][(n % 3) as usize].into()),
+                    handoff: Some("enqueue".into()),
+                    status: "completed".into(),
+                    end_reason: Some("handoff_bridged".into()),
+                    started_at: started,
+                    verified_at: Some(started + 8_000),
+                    handed_off_at: Some(started + 15_000),
+                    ended_at: Some(started + 300_000),
+                    duration_secs: Some(300),
+                };
+                db.save_call(&call, now)?;
+            }
+            Ok(())
+        })?;
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ async fn compute(state: &AppState, name: String, from: i64, to: i64) -> Result<R
     let threshold = state.settings.limits.global_alert_per_minute;
     state
         .store
-        .run(move |conn| super::build(conn, &name, from, to, threshold))
+        .read(move |db| super::build(db, &name, from, to, threshold))
         .await
         .map_err(ApiError::internal)
 }

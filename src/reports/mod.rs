@@ -7,7 +7,6 @@ mod queries;
 pub mod svg;
 
 use anyhow::bail;
-use rusqlite::Connection;
 use serde::Serialize;
 
 pub use queries::percentile;
@@ -92,7 +91,7 @@ impl Table {
 /// Computes a report over `[from, to)` (milliseconds since the epoch). `alert_per_minute` is
 /// the server's global alert threshold, which the security report marks minutes against.
 pub fn build(
-    conn: &Connection,
+    db: &dyn crate::store::Db,
     name: &str,
     from: i64,
     to: i64,
@@ -105,11 +104,11 @@ pub fn build(
         );
     };
     let tables = match name {
-        "funnel" => queries::funnel(conn, from, to)?,
-        "handoff-time" => queries::handoff_time(conn, from, to)?,
-        "repeat-callers" => queries::repeat_callers(conn, from, to)?,
-        "recurring-problems" => queries::recurring_problems(conn, from, to)?,
-        _ => queries::security(conn, from, to, alert_per_minute)?,
+        "funnel" => queries::funnel(db, from, to)?,
+        "handoff-time" => queries::handoff_time(db, from, to)?,
+        "repeat-callers" => queries::repeat_callers(db, from, to)?,
+        "recurring-problems" => queries::recurring_problems(db, from, to)?,
+        _ => queries::security(db, from, to, alert_per_minute)?,
     };
     Ok(Report {
         name: name.to_owned(),

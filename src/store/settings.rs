@@ -4,41 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, params};
+pub trait SettingsDb {
+    /// The attribute keys agents see; `None` when no admin chose (all are shown).
+    fn visible_attributes(&self) -> anyhow::Result<Option<Vec<String>>>;
 
-const VISIBLE_ATTRIBUTES: &str = "visible_attributes";
-
-/// The attribute keys agents see; `None` when no admin chose (all are shown).
-pub fn visible_attributes(conn: &Connection) -> anyhow::Result<Option<Vec<String>>> {
-    let value: Option<String> = conn
-        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-        .query_row([VISIBLE_ATTRIBUTES], |r| r.get(0))
-        .optional()
-        .context("reading visible attributes")?;
-    // A value this version cannot read shows nothing rather than everything.
-    Ok(value.map(|v| serde_json::from_str(&v).unwrap_or_default()))
-}
-
-/// Sets the list (`None`: back to showing every attribute).
-pub fn set_visible_attributes(
-    conn: &Connection,
-    keys: Option<&[String]>,
-    now: i64,
-) -> anyhow::Result<()> {
-    match keys {
-        Some(keys) => {
-            conn.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                params![VISIBLE_ATTRIBUTES, serde_json::to_string(keys)?, now],
-            )?;
-        }
-        None => {
-            conn.execute("DELETE FROM settings WHERE key = ?1", [VISIBLE_ATTRIBUTES])?;
-        }
-    }
-    Ok(())
+    /// Sets the list (`None`: back to showing every attribute).
+    fn set_visible_attributes(&self, keys: Option<&[String]>, now: i64) -> anyhow::Result<()>;
 }
 
 /// `attributes` with only the visible keys left.

@@ -1,8 +1,12 @@
-//! The Twilio boundary: how a webhook is authenticated and read (`signature`, `webhook`) and how
-//! callgate's answer is written as TwiML (`twiml`). The call flow itself lives in `crate::ivr`.
+//! The Twilio boundary: how a webhook is authenticated and read into the engine's input
+//! (`signature`, `webhook`), how one is answered in its transaction (`voice`), and how the
+//! engine's reply is written as TwiML (`render`, on the document model of `twiml`). The call
+//! flow itself lives in `crate::ivr`.
 
 pub mod client;
+pub mod render;
 pub mod routes;
 pub mod signature;
 pub mod twiml;
+pub mod voice;
 pub mod webhook;

@@ -9,13 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tracing::Instrument;
 
-use super::webhook::{SignedForm, VoiceParams};
+use super::render::{self, HANDOFF_RESULT, Twiml};
+use super::voice;
+use super::webhook::{SignedForm, read_call};
 use crate::agent::live;
 use crate::api::extract::Path;
 use crate::error::ApiError;
-use crate::ivr::flow::{self, Event};
+use crate::ivr::engine::{self, CallInput, Event};
 use crate::startup::AppState;
-use crate::store::calls;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,7 +83,7 @@ async fn flow_step(
     if !valid {
         return Err(ApiError::NotFound);
     }
-    let event = if step == flow::HANDOFF_RESULT {
+    let event = if step == HANDOFF_RESULT {
         Event::HandoffResult(
             form.get("DialCallStatus")
                 .or_else(|| form.get("QueueResult"))
@@ -96,12 +97,12 @@ async fn flow_step(
 }
 
 async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<Response, ApiError> {
-    let params = VoiceParams::read(form, state.settings.region)
+    let params = read_call(form, state.settings.region)
         .inspect_err(|_| state.ivr.metrics.error("bad_request"))?;
     let endpoint = match &event {
         Event::Incoming => "voice".to_owned(),
         Event::Input(step) => step.clone(),
-        Event::HandoffResult(_) => flow::HANDOFF_RESULT.to_owned(),
+        Event::HandoffResult(_) => HANDOFF_RESULT.to_owned(),
     };
     let started = std::time::Instant::now();
     // Every log line of this webhook, on this task or on the writer thread, carries the CallSid:
@@ -119,7 +120,7 @@ async fn run_flow(state: &AppState, form: &SignedForm, event: Event) -> Result<R
 
 async fn run_flow_in(
     state: &AppState,
-    params: VoiceParams,
+    params: CallInput,
     event: Event,
 ) -> Result<Response, ApiError> {
     let ivr = state.ivr.clone();
@@ -129,15 +130,15 @@ async fn run_flow_in(
     let clock = state.clock.clone();
     let result = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let _in_call = span.enter();
             let now = clock.now_ms();
-            let sid = for_flow.call_sid.as_str();
-            let before = calls::get(conn, sid)?;
-            let doc = flow::handle(conn, &ivr, &for_flow, event, now)?;
+            // The call row is read once, by the engine; the tracker compares before and after.
+            let answered = voice::answer(db, &ivr, &for_flow, event, now)?;
             // In the same transaction: the agents' events exist exactly when the change does.
-            let tracked = live::track_flow(conn, &ivr, before.as_ref(), sid, crm, now)?;
-            Ok((doc, tracked))
+            let tracked =
+                live::track_flow(db, &ivr, answered.before.as_ref(), &answered.call, crm, now)?;
+            Ok((answered.twiml, tracked))
         })
         .await;
     // Committed: now the consoles and the CRM task may hear of it.
@@ -150,9 +151,10 @@ async fn run_flow_in(
         // as "an application error has occurred").
         tracing::error!(error = %format!("{e:#}"), "call flow failed; caller told to call back");
         state.ivr.metrics.error("technical_error");
-        flow::technical_error(&state.ivr, &params)
+        let apology = engine::apology(&state.ivr, params.called.as_deref());
+        Twiml::of(&state.ivr).document(&apology, None)
     });
-    Ok(twiml_response(flow::render(&doc)))
+    Ok(twiml_response(render::to_xml(&doc)))
 }
 
 pub fn twiml_response(xml: String) -> Response {
@@ -179,7 +181,7 @@ async fn status_callback(
     State(state): State<AppState>,
     form: SignedForm,
 ) -> Result<StatusCode, ApiError> {
-    let params = VoiceParams::read(&form, state.settings.region)?;
+    let params = read_call(&form, state.settings.region)?;
     let status = form
         .get("CallStatus")
         .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
@@ -195,13 +197,13 @@ async fn status_callback(
     let clock = state.clock.clone();
     let tracked = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             let now = clock.now_ms();
             if let Some(parent) = parent {
-                return live::track_status(conn, parent.as_str(), &status, now);
+                return live::track_status(db, parent.as_str(), &status, now);
             }
-            calls::record_status(conn, &sid, &status, duration, now)?;
-            live::track_status(conn, &sid, &status, now)
+            db.record_call_status(&sid, &status, duration, now)?;
+            live::track_status(db, &sid, &status, now)
         })
         .await
         .map_err(ApiError::internal)?;

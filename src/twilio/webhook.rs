@@ -1,6 +1,7 @@
 //! Reading a Twilio webhook: the `SignedForm` extractor authenticates the request by its
-//! `X-Twilio-Signature` before any handler sees a parameter; `VoiceParams` then reads the
-//! parameters callgate uses, refusing malformed ones with a clear 400.
+//! `X-Twilio-Signature` before any handler sees a parameter; `read_call` then reads the
+//! parameters callgate uses into the engine's `CallInput`, refusing malformed ones with a clear
+//! 400.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -9,6 +10,7 @@ use axum::http::Uri;
 use super::signature;
 use crate::domain::{CallSid, CallerId, Keypad, Region, StirVerstat};
 use crate::error::ApiError;
+use crate::ivr::engine::{CallInput, Speech};
 use crate::startup::AppState;
 
 /// The form parameters of a webhook whose signature was checked.
@@ -100,80 +102,48 @@ impl FromRequest<AppState> for SignedForm {
     }
 }
 
-/// The parameters of a voice webhook that the call flow uses.
-#[derive(Debug, Clone)]
-pub struct VoiceParams {
-    pub call_sid: CallSid,
-    pub caller: CallerId,
-    /// The dialed number as the gateway sent it (used to choose a script); bounded and printable.
-    pub called: Option<String>,
-    pub stir: Option<StirVerstat>,
-    pub digits: Option<Keypad>,
-    /// What the caller said, when a `<Gather>` listened for speech.
-    pub speech: Option<Speech>,
-}
-
-/// Twilio's transcript of the caller's words. Personal data: never logged.
-#[derive(Clone)]
-pub struct Speech {
-    pub text: String,
-    /// The gateway's recognition confidence, 0-1; `None` when it sent none (some gateways
-    /// never do) or nothing readable as a number.
-    pub confidence: Option<f64>,
-}
-
-impl std::fmt::Debug for Speech {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Speech")
-            .field("text", &"[redacted]")
-            .field("confidence", &self.confidence)
-            .finish()
-    }
-}
-
 /// A transcript longer than this is cut: no department phrase needs more.
 const MAX_SPEECH_CHARS: usize = 500;
 
-impl Speech {
-    fn read(form: &SignedForm) -> Option<Self> {
-        let text: String = form
-            .get("SpeechResult")?
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_SPEECH_CHARS)
-            .collect();
-        if text.trim().is_empty() {
-            return None;
-        }
-        let confidence = form
-            .get("Confidence")
-            .and_then(|c| c.trim().parse::<f64>().ok())
-            .filter(|c| c.is_finite())
-            .map(|c| c.clamp(0.0, 1.0));
-        Some(Self { text, confidence })
+/// Twilio's transcript (`SpeechResult`, `Confidence`), when a `<Gather>` heard words.
+fn read_speech(form: &SignedForm) -> Option<Speech> {
+    let text: String = form
+        .get("SpeechResult")?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SPEECH_CHARS)
+        .collect();
+    if text.trim().is_empty() {
+        return None;
     }
+    let confidence = form
+        .get("Confidence")
+        .and_then(|c| c.trim().parse::<f64>().ok())
+        .filter(|c| c.is_finite())
+        .map(|c| c.clamp(0.0, 1.0));
+    Some(Speech { text, confidence })
 }
 
-impl VoiceParams {
-    pub fn read(form: &SignedForm, region: Region) -> Result<Self, ApiError> {
-        let call_sid = form
-            .get("CallSid")
-            .ok_or_else(|| ApiError::BadRequest("missing parameter CallSid".into()))
-            .and_then(|raw| CallSid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string())))?;
-        let called = form
-            .get("To")
-            .map(str::trim)
-            .filter(|to| !to.is_empty() && to.len() <= 64 && !to.chars().any(char::is_control))
-            .map(str::to_owned);
-        Ok(Self {
-            call_sid,
-            caller: CallerId::from_twilio(form.get("From"), region),
-            called,
-            stir: StirVerstat::parse(form.get("StirVerstat")),
-            digits: Keypad::from_digits(form.get("Digits")),
-            speech: Speech::read(form),
-        })
-    }
+/// Reads a voice webhook's parameters into what the engine takes, refusing malformed ones with
+/// a clear 400.
+pub fn read_call(form: &SignedForm, region: Region) -> Result<CallInput, ApiError> {
+    let call_sid = form
+        .get("CallSid")
+        .ok_or_else(|| ApiError::BadRequest("missing parameter CallSid".into()))
+        .and_then(|raw| CallSid::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string())))?;
+    let called = form
+        .get("To")
+        .map(str::trim)
+        .filter(|to| !to.is_empty() && to.len() <= 64 && !to.chars().any(char::is_control))
+        .map(str::to_owned);
+    Ok(CallInput {
+        call_sid,
+        caller: CallerId::from_twilio(form.get("From"), region),
+        called,
+        stir: StirVerstat::parse(form.get("StirVerstat")),
+        digits: Keypad::from_digits(form.get("Digits")),
+        speech: read_speech(form),
+    })
 }
 
 #[cfg(test)]

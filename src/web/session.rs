@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 
 use super::templates;
 use crate::startup::AppState;
-use crate::store::sessions::{self, ENCODED_LEN, Lookup, SESSION_TTL_MS, Session};
-use crate::store::users::{self, Role, User};
+use crate::store::sessions::{ENCODED_LEN, Lookup, SESSION_TTL_MS, Session};
+use crate::store::users::{Role, User};
 
 pub const COOKIE: &str = "cg_session";
 /// The header the JSON API reads the CSRF token from.
@@ -60,7 +60,7 @@ pub async fn current_session(
         let id = id.clone();
         state
             .store
-            .run(move |conn| sessions::lookup(conn, &id, now))
+            .read(move |db| db.lookup_session(&id, now))
             .await?
     };
     match lookup {
@@ -68,7 +68,7 @@ pub async fn current_session(
         Lookup::Expired => {
             state
                 .store
-                .write(move |conn| sessions::delete(conn, &id, now))
+                .write(move |db| db.delete_session(&id, now))
                 .await?;
             Ok(None)
         }
@@ -296,11 +296,7 @@ pub async fn login(
     let user = if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         None
     } else {
-        match state
-            .store
-            .run(move |conn| users::by_token(conn, &token))
-            .await
-        {
+        match state.store.read(move |db| db.user_by_token(&token)).await {
             Ok(user) => user,
             Err(err) => {
                 tracing::error!(error = %format!("{err:#}"), "login lookup failed");
@@ -323,11 +319,11 @@ pub async fn login(
     let clock = state.clock.clone();
     let created = state
         .store
-        .write(move |conn| {
+        .write(move |db| {
             if let Some(old) = old {
-                sessions::delete(conn, &old, clock.now_ms())?;
+                db.delete_session(&old, clock.now_ms())?;
             }
-            sessions::create(conn, user_id, clock.now_ms())
+            db.create_session(user_id, clock.now_ms())
         })
         .await;
     let session = match created {
@@ -379,7 +375,7 @@ pub async fn logout(
         let now = state.clock.now_ms();
         if let Err(err) = state
             .store
-            .write(move |conn| sessions::delete(conn, &id, now))
+            .write(move |db| db.delete_session(&id, now))
             .await
         {
             tracing::error!(error = %format!("{err:#}"), "ending a web session failed");

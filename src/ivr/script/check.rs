@@ -10,11 +10,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Department, Factor, Input, LockoutPolicy, PopFields, Script, Step, TECHNICAL_ERROR_PROMPT, Via,
+    Challenge, Department, Input, LockoutPolicy, PopFields, Script, Step, TECHNICAL_ERROR_PROMPT,
+    Via,
 };
 use super::raw::{Name, RawInput, RawScript, RawStep};
 use crate::domain::SipUri;
-use crate::verify::{AssuranceLevel, Factor as Proof, Factors};
+use crate::verify::{AssuranceLevel, Factor, Factors};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -54,12 +55,12 @@ pub struct Env<'a> {
 
 /// The outcome of a check: the script when there is no error, and every problem found.
 #[derive(Debug)]
-pub struct Checked {
+pub struct CheckReport {
     pub script: Option<Script>,
     pub problems: Vec<Problem>,
 }
 
-impl Checked {
+impl CheckReport {
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
@@ -69,7 +70,7 @@ impl Checked {
 
 const MAX_STEPS: usize = 500;
 
-pub fn check(text: &str, env: Env<'_>) -> Checked {
+pub fn check(text: &str, env: Env<'_>) -> CheckReport {
     let mut c = Checker {
         text,
         problems: Vec::new(),
@@ -96,10 +97,10 @@ struct Checker<'t> {
 }
 
 impl Checker<'_> {
-    fn finish(mut self, script: Option<Script>) -> Checked {
+    fn finish(mut self, script: Option<Script>) -> CheckReport {
         self.problems.sort_by_key(|p| (p.line, p.col, p.severity));
         self.problems.dedup();
-        Checked {
+        CheckReport {
             script,
             problems: self.problems,
         }
@@ -814,8 +815,8 @@ impl Checker<'_> {
             return None;
         };
         let factor = match factor_name.get_ref().as_str() {
-            "code" => Factor::Code,
-            "totp" => Factor::Totp,
+            "code" => Challenge::Code,
+            "totp" => Challenge::Totp,
             "knowledge" => {
                 let Some(q) = &c.raw.question else {
                     self.error(
@@ -840,7 +841,7 @@ impl Checker<'_> {
                         "digits must be 1-20".into(),
                     );
                 }
-                Factor::Knowledge {
+                Challenge::Knowledge {
                     question: q.get_ref().clone(),
                     digits,
                 }
@@ -853,7 +854,7 @@ impl Checker<'_> {
                 return None;
             }
         };
-        if !matches!(factor, Factor::Knowledge { .. }) {
+        if !matches!(factor, Challenge::Knowledge { .. }) {
             for (field, span) in [
                 ("question", c.raw.question.as_ref().map(|q| q.span())),
                 ("digits", c.raw.digits.as_ref().map(|d| d.span())),
@@ -873,14 +874,14 @@ impl Checker<'_> {
         let on_failure = self.step_ref(c, &c.raw.on_failure.clone(), "on_failure")?;
         let on_unavailable = self.optional_ref(c, &c.raw.on_unavailable.clone())?;
         match (&factor, &on_unavailable) {
-            (Factor::Code, Some(_)) => self.error(
+            (Challenge::Code, Some(_)) => self.error(
                 c.raw
                     .on_unavailable
                     .as_ref()
                     .map_or(c.name.span(), |s| s.span()),
                 "a code step is always available; on_unavailable is for totp and knowledge".into(),
             ),
-            (Factor::Totp | Factor::Knowledge { .. }, None) => self.error(
+            (Challenge::Totp | Challenge::Knowledge { .. }, None) => self.error(
                 c.name.span(),
                 format!(
                     "a {} step needs `on_unavailable`: not every account has one",
@@ -1220,7 +1221,7 @@ impl Checker<'_> {
         }
         for (step, s) in &script.steps {
             if let Step::Verify {
-                factor: Factor::Code,
+                factor: Challenge::Code,
                 ..
             } = s
                 && walk.identified_at.contains(step.as_str())
@@ -1238,7 +1239,7 @@ impl Checker<'_> {
         }
         for (step, s) in &script.steps {
             if let Step::Verify {
-                factor: f @ (Factor::Totp | Factor::Knowledge { .. }),
+                factor: f @ (Challenge::Totp | Challenge::Knowledge { .. }),
                 ..
             } = s
                 && walk.reached_steps.contains(step.as_str())
@@ -1398,14 +1399,14 @@ fn explore(script: &Script) -> Walk<'_> {
         department: Option<&'s str>,
         return_to: Option<&'s str>,
     }
-    const ALL: [Proof; 5] = [
-        Proof::CallerId,
-        Proof::AccountCode,
-        Proof::CallCode,
-        Proof::Totp,
-        Proof::Knowledge,
+    const ALL: [Factor; 5] = [
+        Factor::CallerId,
+        Factor::AccountCode,
+        Factor::CallCode,
+        Factor::Totp,
+        Factor::Knowledge,
     ];
-    let bit = |f: Proof| 1u8 << ALL.iter().position(|x| *x == f).unwrap_or(0);
+    let bit = |f: Factor| 1u8 << ALL.iter().position(|x| *x == f).unwrap_or(0);
     let level = |bits: u8| {
         let mut f = Factors::default();
         for (i, p) in ALL.iter().enumerate() {
@@ -1415,7 +1416,7 @@ fn explore(script: &Script) -> Walk<'_> {
         }
         f.level()
     };
-    let identified = |bits: u8| bits & (bit(Proof::AccountCode) | bit(Proof::CallCode)) != 0;
+    let identified = |bits: u8| bits & (bit(Factor::AccountCode) | bit(Factor::CallCode)) != 0;
 
     let mut walk = Walk {
         reached_steps: HashSet::new(),
@@ -1505,24 +1506,24 @@ fn explore(script: &Script) -> Walk<'_> {
                     push(success, s.factors, s.department, None);
                 } else {
                     let gained: Vec<u8> = match factor {
-                        Factor::Code => vec![
-                            bit(Proof::AccountCode),
-                            bit(Proof::AccountCode) | bit(Proof::CallerId),
-                            bit(Proof::CallCode),
-                            bit(Proof::CallCode) | bit(Proof::CallerId),
+                        Challenge::Code => vec![
+                            bit(Factor::AccountCode),
+                            bit(Factor::AccountCode) | bit(Factor::CallerId),
+                            bit(Factor::CallCode),
+                            bit(Factor::CallCode) | bit(Factor::CallerId),
                         ],
-                        Factor::Totp if identified(s.factors) => vec![bit(Proof::Totp)],
-                        Factor::Knowledge { .. } if identified(s.factors) => {
-                            vec![bit(Proof::Knowledge)]
+                        Challenge::Totp if identified(s.factors) => vec![bit(Factor::Totp)],
+                        Challenge::Knowledge { .. } if identified(s.factors) => {
+                            vec![bit(Factor::Knowledge)]
                         }
                         _ => vec![],
                     };
-                    let asks = !gained.is_empty() || matches!(factor, Factor::Code);
+                    let asks = !gained.is_empty() || matches!(factor, Challenge::Code);
                     for g in gained {
                         push(success, s.factors | g, s.department, None);
                         // A second code may identify another account: the engine then drops
                         // every factor proven for the first one.
-                        if matches!(factor, Factor::Code) && identified(s.factors) {
+                        if matches!(factor, Challenge::Code) && identified(s.factors) {
                             push(success, g, s.department, None);
                         }
                     }

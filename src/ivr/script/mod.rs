@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, bail};
-use rusqlite::Connection;
 
-pub use check::{Checked, Env, Problem, Severity, check};
-pub use model::{Department, Factor, Input, PopFields, Script, Step, Via};
+pub use check::{CheckReport, Env, Problem, Severity, check};
+pub use model::{Challenge, Department, Input, PopFields, Script, Step, Via};
 
-use crate::store::scripts as stored;
+use crate::store::Db;
 
 /// The published scripts, with the dialed numbers they answer.
 #[derive(Debug, Clone)]
@@ -116,8 +115,8 @@ impl Catalog {
     }
 
     /// The published scripts in the database.
-    pub fn load(conn: &Connection, sounds_dir: &Path) -> anyhow::Result<Self> {
-        let set = published_set(conn)?;
+    pub fn load(db: &dyn Db, sounds_dir: &Path) -> anyhow::Result<Self> {
+        let set = published_set(db)?;
         Ok(Self::new(set, sounds_dir.to_owned()))
     }
 
@@ -129,8 +128,8 @@ impl Catalog {
     }
 
     /// Re-reads the published versions: new calls take them from now on.
-    pub fn reload(&self, conn: &Connection) -> anyhow::Result<()> {
-        let set = Arc::new(published_set(conn)?);
+    pub fn reload(&self, db: &dyn Db) -> anyhow::Result<()> {
+        let set = Arc::new(published_set(db)?);
         match self.live.write() {
             Ok(mut live) => *live = set,
             Err(poisoned) => *poisoned.into_inner() = set,
@@ -147,7 +146,7 @@ impl Catalog {
     /// The version a call started on: from the published set, the cache, or the database.
     pub fn version(
         &self,
-        conn: &Connection,
+        db: &dyn Db,
         name: &str,
         version: i64,
     ) -> anyhow::Result<Option<Arc<Script>>> {
@@ -158,7 +157,7 @@ impl Catalog {
         if let Some(s) = self.cache().get(&key) {
             return Ok(Some(s.clone()));
         }
-        let Some(source) = stored::source(conn, name, version)? else {
+        let Some(source) = db.script_source(name, version)? else {
             return Ok(None);
         };
         // Sound files are not re-checked for a version that is already running calls.
@@ -183,9 +182,9 @@ impl Catalog {
     }
 }
 
-fn published_set(conn: &Connection) -> anyhow::Result<ScriptSet> {
+fn published_set(db: &dyn Db) -> anyhow::Result<ScriptSet> {
     let mut list = Vec::new();
-    for (name, version, source) in stored::all_published(conn)? {
+    for (name, version, source) in db.published_scripts()? {
         let checked = check(&source, Env::default());
         let Some(mut script) = checked.script else {
             let problems: Vec<String> = checked.errors().map(|p| p.render(&name)).collect();
@@ -204,7 +203,7 @@ fn published_set(conn: &Connection) -> anyhow::Result<ScriptSet> {
 pub struct ScriptFile {
     pub path: PathBuf,
     pub source: String,
-    pub checked: Checked,
+    pub checked: CheckReport,
 }
 
 impl ScriptFile {
@@ -249,7 +248,7 @@ pub struct Import {
 
 /// Imports the files at start: a file whose text no version of its script has yet becomes a new version and is published (files are how scripts are deployed from version
 /// control). A file with errors is not imported; the version published before keeps answering.
-pub fn import_dir(conn: &Connection, dir: &Path, env: Env<'_>, now: i64) -> anyhow::Result<Import> {
+pub fn import_dir(db: &dyn Db, dir: &Path, env: Env<'_>, now: i64) -> anyhow::Result<Import> {
     let mut import = Import::default();
     for file in read_dir(dir, env)? {
         let Some(script) = &file.checked.script else {
@@ -261,11 +260,11 @@ pub fn import_dir(conn: &Connection, dir: &Path, env: Env<'_>, now: i64) -> anyh
         };
         // A text that any version already has is not new: the file was imported before, and
         // versions an admin saved since then must not be overridden by it at every restart.
-        if stored::has_source(conn, &script.name, &file.source)? {
+        if db.script_has_source(&script.name, &file.source)? {
             continue;
         }
-        let version = stored::add_version(conn, &script.name, &file.source, "file", "file", now)?;
-        stored::publish(conn, &script.name, version, "file", now)?;
+        let version = db.add_script_version(&script.name, &file.source, "file", "file", now)?;
+        db.publish_script(&script.name, version, "file", now)?;
         import.published.push((script.name.clone(), version));
     }
     Ok(import)

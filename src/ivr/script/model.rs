@@ -137,9 +137,11 @@ impl PopFields {
     pub const NAMES: [&'static str; 4] = ["account", "attributes", "factors", "risk"];
 }
 
+/// What a verify step asks the caller for. (What a passed challenge proves is a
+/// `crate::verify::Factor`: a code proves `account_code` or `call_code`, perhaps `caller_id`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
-pub enum Factor {
+pub enum Challenge {
     /// The account code or a one-time call code (one entry field for both).
     Code,
     /// The authenticator app's six digits.
@@ -148,7 +150,7 @@ pub enum Factor {
     Knowledge { question: String, digits: u8 },
 }
 
-impl Factor {
+impl Challenge {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Code => "code",
@@ -184,7 +186,7 @@ pub enum Step {
     },
     /// Asks for a factor and checks it.
     Verify {
-        factor: Factor,
+        factor: Challenge,
         prompt: String,
         input: Input,
         /// Skipped (straight to `on_success`) when the call is already at this level.

@@ -1,0 +1,155 @@
+//! What runs beside the server while it serves: the publish watcher, the retention purge, the
+//! speech-model loader, the CRM deliveries and the SIGHUP key reload. They start with `serve`
+//! and stop with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::AppState;
+
+/// How often the server looks for versions published by another process (`callgate script
+/// publish`, a second server) and for newly trained speech models; the admin API reloads at
+/// once.
+const PUBLISH_POLL: Duration = Duration::from_secs(2);
+
+/// The running background tasks; `stop` ends them (what the CRM task had not delivered waits in
+/// the outbox for the next start).
+pub struct Tasks(Vec<JoinHandle<()>>);
+
+impl Tasks {
+    pub fn spawn(state: &AppState) -> Self {
+        let mut tasks = vec![
+            tokio::spawn(watch_publishes(state.clone())),
+            tokio::spawn(purge_daily(state.clone())),
+            tokio::spawn(watch_routing_models(state.clone())),
+        ];
+        tasks.extend(crate::agent::crm::spawn(state.clone()));
+        tasks.extend(reload_keys_on_sighup(state));
+        Self(tasks)
+    }
+
+    pub fn stop(self) {
+        for task in self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Loads the newest trained speech-routing model at start and whenever `callgate routing train`
+/// stores a new one.
+async fn watch_routing_models(state: AppState) {
+    let mut loaded = None;
+    let mut tick = tokio::time::interval(PUBLISH_POLL);
+    loop {
+        tick.tick().await;
+        let newest = state.store.read(|db| db.newest_routing_model_id()).await;
+        let Ok(Some(id)) = newest else { continue };
+        if loaded == Some(id) {
+            continue;
+        }
+        match state
+            .store
+            .read(|db| crate::ivr::training::latest(db))
+            .await
+        {
+            Ok(Some((id, model))) => {
+                let model = Some(Arc::new(model));
+                match state.ivr.routing.write() {
+                    Ok(mut r) => *r = model,
+                    Err(poisoned) => *poisoned.into_inner() = model,
+                }
+                tracing::info!(model = id, "speech routing model loaded");
+                loaded = Some(id);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "speech routing model could not be loaded")
+            }
+        }
+    }
+}
+
+/// The retention purge runs a minute after start, then once a day.
+async fn purge_daily(state: AppState) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut tick = tokio::time::interval(Duration::from_secs(24 * 3600));
+    loop {
+        tick.tick().await;
+        let retention = state.settings.retention;
+        let now = state.clock.now_ms();
+        let result = state
+            .store
+            .write(move |db| db.purge_retention(&retention, now))
+            .await;
+        match result {
+            Ok(p) => tracing::info!(
+                journeys = p.journeys,
+                notes = p.notes,
+                call_details = p.call_details,
+                failures = p.failures,
+                events = p.events,
+                audit_entries = p.audit_entries,
+                "retention purge done"
+            ),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "retention purge failed; retried tomorrow")
+            }
+        }
+    }
+}
+
+/// Reloads the live scripts when the audit trail shows a publish this process did not see.
+async fn watch_publishes(state: AppState) {
+    let last_publish = || state.store.read(|db| db.last_audit_seq("script.publish"));
+    let mut seen = last_publish().await.unwrap_or(0);
+    let mut tick = tokio::time::interval(PUBLISH_POLL);
+    loop {
+        tick.tick().await;
+        let Ok(latest) = last_publish().await else {
+            continue;
+        };
+        if latest == seen {
+            continue;
+        }
+        let s = state.clone();
+        match state.store.read(move |db| s.ivr.scripts.reload(db)).await {
+            Ok(()) => {
+                tracing::info!("published scripts reloaded");
+                seen = latest;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "published scripts could not be reloaded; the previous ones keep answering")
+            }
+        }
+    }
+}
+
+/// SIGHUP reads the key file again at once (it is also read within a second of changing).
+fn reload_keys_on_sighup(state: &AppState) -> Option<JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("SIGHUP handler not installed: {e}");
+                return None;
+            }
+        };
+        let ivr = state.ivr.clone();
+        Some(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reading the key file again");
+                // Errors are logged by `reload`; the keys in use stay.
+                let _ = ivr.keys.reload();
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        None
+    }
+}
