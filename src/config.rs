@@ -6,10 +6,36 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::Region;
+use crate::store::privacy::Retention;
 use crate::verify::Limits;
 
+// Every setting's default, declared once: the flags of `crate::cli` (their `--help` shows these
+// values), `Settings::new` and the commands that share a setting with the server all read them
+// from here. The guessing limits' defaults are `crate::verify::Limits::DEFAULT`.
+
+/// Where the server listens, and where `callgate call` and `callgate loadtest` look for it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The data directory (database and key file) of every command.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The script files imported at start, and what `callgate script check` and `export` use.
+pub const DEFAULT_SCRIPTS_DIR: &str = "./ivr-scripts";
+/// The recordings the scripts may play.
+pub const DEFAULT_SOUNDS_DIR: &str = "./sounds";
+/// Requests served at once; beyond it, 503 at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 /// A screen-pop URL opens for 10 minutes after the hand-off.
 pub const DEFAULT_POP_URL_TTL: Duration = Duration::from_secs(600);
+/// How long a one-time call code stays valid, in minutes (`callgate account call-code --ttl`,
+/// and the demo's).
+pub const DEFAULT_CALL_CODE_TTL_MINUTES: u32 = 30;
+/// How long each kind of personal record is kept, in days (0: for ever).
+pub const DEFAULT_RETENTION: Retention = Retention {
+    journeys_days: 90,
+    notes_days: 365,
+    call_details_days: 365,
+    events_days: 30,
+    audit_days: 1095,
+};
 /// Twilio sends a webhook's few hundred bytes at once; a body still arriving after this long is
 /// someone holding the server, not Twilio.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -134,7 +160,7 @@ pub struct Settings {
     /// How long a screen-pop URL can be opened after the hand-off.
     pub pop_url_ttl: Duration,
     /// How long each kind of personal record is kept (the daily purge enforces it).
-    pub retention: crate::store::privacy::Retention,
+    pub retention: Retention,
     /// The size the database may grow to; past it calls hear the apology, as on a full disk.
     pub max_database_mb: Option<u64>,
     /// Test accounts (the demo accounts among them) answer calls on this server: set by
@@ -154,20 +180,20 @@ impl Settings {
             listen,
             public_url: format!("http://{listen}"),
             data_dir,
-            scripts_dir: PathBuf::from("ivr-scripts"),
-            sounds_dir: PathBuf::from("sounds"),
+            scripts_dir: PathBuf::from(DEFAULT_SCRIPTS_DIR),
+            sounds_dir: PathBuf::from(DEFAULT_SOUNDS_DIR),
             twilio_tokens: TwilioTokens::default(),
             insecure_skip_signature: false,
             region: Region::default(),
             taskrouter_workflow_sid: None,
-            limits: Limits::default(),
-            max_in_flight: 512,
+            limits: Limits::DEFAULT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_body_reads_per_address: DEFAULT_MAX_BODY_READS_PER_ADDRESS,
             crm_webhook: None,
             crm_frame_origins: Vec::new(),
             pop_url_ttl: DEFAULT_POP_URL_TTL,
-            retention: Default::default(),
+            retention: DEFAULT_RETENTION,
             max_database_mb: None,
             test_accounts_answer: false,
         }

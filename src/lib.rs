@@ -8,6 +8,9 @@
 //!   webhook's input in, a `Reply` out, with no HTTP and no gateway language).
 //! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
 //! - `store/`: the storage interface (`Store`, `Db`); `store/sqlite/` holds all the SQL.
+//! - `usecases/`: what a person does (publish a script, add an account, rotate keys, ...), one
+//!   function each, called alike by the admin API, the CLI, the file import and the demo:
+//!   validation, audit entries and the scripts' whole-set check live there, on `&dyn Db`.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
 //! - `clock`: where "now" comes from (the system's, or a test's that it moves).
@@ -34,5 +37,6 @@ pub mod softphone;
 pub mod startup;
 pub mod store;
 pub mod twilio;
+pub mod usecases;
 pub mod verify;
 pub mod web;

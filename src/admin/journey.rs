@@ -94,12 +94,12 @@ pub async fn show(
     Ok(Json(Journey {
         caller: Viewer::Analysis.caller_number(&call.caller),
         level: call.level().as_str(),
-        department: call.category.clone(),
+        department: call.department.clone(),
         end_reason: call.end_reason.clone(),
         queue_wait_ms,
         outcome,
         script: call.script.clone(),
-        script_version: call.script_version_no,
+        script_version: call.script_version,
         call_sid: call.call_sid,
         events,
     }))

@@ -12,7 +12,10 @@ pub mod simulator;
 use axum::Router;
 use axum::routing::{delete, get, post};
 
+use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store::Db;
+use crate::usecases::{self, Refused};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,4 +43,34 @@ pub fn router() -> Router<AppState> {
         .route("/api/accounts/{id}/unlock", post(people::unlock_account))
         .route("/api/users", get(people::list_users).post(people::add_user))
         .route("/api/users/{name}", delete(people::remove_user))
+}
+
+/// A refusal of a use case as the API answers it.
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Invalid(message) => Self::BadRequest(message),
+            Refused::NotFound(_) => Self::NotFound,
+            Refused::Conflict(message) => Self::Conflict(message),
+            Refused::Unchecked { message, problems } => Self::Invalid {
+                message,
+                problems: serde_json::to_value(problems).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// Runs a use case in the single writer's next transaction and answers once it is committed:
+/// a refusal commits too (with the audit entry it may have written), a failure rolls back.
+pub(crate) async fn run_use_case<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Db) -> usecases::Result<T> + Send + 'static,
+{
+    state
+        .store
+        .write(move |db| usecases::settle(work(db)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
 }

@@ -12,14 +12,16 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use super::auth::Admin;
+use super::run_use_case;
 use crate::api::extract::{Json, Path, Query};
-use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, mask_number};
+use crate::domain::mask_number;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::accounts::{self, AddAccountError, NewAccount};
+use crate::store::accounts;
+use crate::store::to_rfc3339;
 use crate::store::users::{self, Role};
-use crate::store::{Db, to_rfc3339};
-use crate::verify::totp;
+use crate::usecases::users::ValidUser;
+use crate::usecases::{self, Actor};
 
 /// Accounts listed at once at most.
 const MAX_LIST: u32 = 500;
@@ -125,6 +127,22 @@ pub struct NewAccountBody {
     knowledge: BTreeMap<String, String>,
 }
 
+impl NewAccountBody {
+    /// The account as typed, for the use case to check.
+    fn form(&self) -> usecases::accounts::AccountForm {
+        usecases::accounts::AccountForm {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            code: self.code.clone(),
+            totp: self.totp,
+            test: self.test,
+            attributes: self.attributes.clone().into_iter().collect(),
+            knowledge: self.knowledge.clone().into_iter().collect(),
+        }
+    }
+}
+
 impl Drop for NewAccountBody {
     fn drop(&mut self) {
         self.code.zeroize();
@@ -140,61 +158,6 @@ pub struct AccountCreated {
     account: AccountView,
     /// The authenticator's `otpauth://` URI: shown only in this answer.
     otpauth_uri: Option<String>,
-}
-
-fn bad(e: impl std::fmt::Display) -> ApiError {
-    ApiError::BadRequest(e.to_string())
-}
-
-fn check_attributes(
-    attributes: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    if attributes.len() > 32 {
-        return Err(bad("at most 32 attributes"));
-    }
-    let mut out = BTreeMap::new();
-    for (key, value) in attributes {
-        let key = AttributeKey::parse(key).map_err(bad)?.into_string();
-        if value.chars().count() > 200 || value.chars().any(char::is_control) {
-            return Err(bad(format!(
-                "attribute {key}: the value must be at most 200 printable characters"
-            )));
-        }
-        out.insert(key, value.clone());
-    }
-    Ok(out)
-}
-
-fn check_knowledge(
-    knowledge: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, ApiError> {
-    if knowledge.len() > 16 {
-        return Err(bad("at most 16 knowledge answers"));
-    }
-    knowledge
-        .iter()
-        .map(|(question, answer)| {
-            let q = question.trim();
-            let valid_q = !q.is_empty()
-                && q.len() <= 40
-                && q.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !valid_q {
-                return Err(bad(format!(
-                    "knowledge question {q:?} must be 1-40 lowercase letters, digits, - or _"
-                )));
-            }
-            if answer.is_empty() || answer.len() > 20 || !answer.bytes().all(|b| b.is_ascii_digit())
-            {
-                // The answer itself is never repeated in an error.
-                return Err(bad(format!(
-                    "knowledge {q}: the answer must be 1-20 digits, as typed on a keypad"
-                )));
-            }
-            Ok((q.to_owned(), answer.clone()))
-        })
-        .collect()
 }
 
 /// `POST /api/accounts`
@@ -219,93 +182,21 @@ pub async fn add_account(
     Admin(admin): Admin,
     Json(body): Json<NewAccountBody>,
 ) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
-    // Everything is parsed before anything is written.
-    let id = AccountId::parse(body.id.trim()).map_err(bad)?;
-    let name = AccountName::parse(&body.name).map_err(bad)?;
-    let phone = PhoneNumber::parse(body.phone.trim(), state.settings.region).map_err(bad)?;
-    let code = match body.code.as_deref().map(str::trim) {
-        Some(c) if !c.is_empty() => Some(AccountCode::parse(c).map_err(bad)?),
-        _ => None,
-    };
-    let attributes = check_attributes(&body.attributes)?;
-    let knowledge = check_knowledge(&body.knowledge)?;
-    let secret = body.totp.then(totp::new_secret);
-    let otpauth_uri = secret
-        .as_ref()
-        .map(|s| totp::provisioning_uri(s, id.as_str()))
-        .transpose()
-        .map_err(ApiError::internal)?;
-    let test = body.test;
-    let keys = state.ivr.keys.get();
-    let actor = admin.name.clone();
+    // Everything is checked before anything is written.
+    let account = body.form().validate(state.settings.region)?;
+    let (keys, actor) = (state.ivr.keys.get(), Actor::user(&admin.name));
     let clock = state.clock.clone();
-    let added = state
-        .store
-        .write(move |db| {
-            let new = NewAccount {
-                id: &id,
-                name: &name,
-                phone: &phone,
-                code: code.as_ref(),
-                totp_secret: secret.as_deref().map(Vec::as_slice),
-                attributes: &attributes,
-                knowledge: &knowledge,
-                test,
-            };
-            let now = clock.now_ms();
-            match db.add_account(&keys, &new, now) {
-                Ok(()) => {}
-                Err(AddAccountError::Other(e)) => return Err(e),
-                Err(e @ AddAccountError::DuplicateCode) => {
-                    // Committed with the answer: a refused code is a probe that must show.
-                    accounts::audit_code_refused(db, &actor, &id, now)?;
-                    return Ok(Err(ApiError::Conflict(e.to_string())));
-                }
-                Err(e) => return Ok(Err(ApiError::Conflict(e.to_string()))),
-            }
-            accounts::audit_added(db, &actor, &new, now)?;
-            Ok(Ok(db.account(id.as_str())?))
-        })
-        .await
-        .map_err(ApiError::internal)??
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the new account was not found")))?;
-    tracing::info!(admin = %admin.name, account = %added.id, "account added");
+    let added = run_use_case(&state, move |db| {
+        usecases::accounts::add(db, &keys, &actor, &account, clock.now_ms())
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(AccountCreated {
-            account: AccountView::of(added, state.clock.now_ms()),
-            otpauth_uri,
+            account: AccountView::of(added.account, state.clock.now_ms()),
+            otpauth_uri: added.otpauth_uri,
         }),
     ))
-}
-
-/// Runs `change` (which answers whether the subject existed) and its audit entry in one
-/// transaction; 404 when there was nothing to change.
-async fn audited(
-    state: &AppState,
-    actor: &str,
-    action: &'static str,
-    subject: String,
-    change: impl FnOnce(&dyn Db) -> anyhow::Result<bool> + Send + 'static,
-) -> Result<(), ApiError> {
-    let actor = actor.to_owned();
-    let clock = state.clock.clone();
-    let done = state
-        .store
-        .write(move |db| {
-            if !change(db)? {
-                return Ok(false);
-            }
-            db.append_audit(&actor, action, &subject, "", clock.now_ms())?;
-            Ok(true)
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    if done {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
-    }
 }
 
 /// `DELETE /api/accounts/{id}`
@@ -329,17 +220,12 @@ pub async fn remove_account(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = AccountId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    let key = id.as_str().to_owned();
-    audited(
-        &state,
-        &admin.name,
-        "account.remove",
-        format!("account:{id}"),
-        move |db| db.remove_account(&key),
-    )
+    let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
+    run_use_case(&state, move |db| {
+        usecases::accounts::remove(db, &actor, &id, clock.now_ms())
+    })
     .await?;
-    tracing::info!(admin = %admin.name, account = %id, "account removed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -364,17 +250,12 @@ pub async fn unlock_account(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = AccountId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    let key = id.as_str().to_owned();
-    audited(
-        &state,
-        &admin.name,
-        "account.unlock",
-        format!("account:{id}"),
-        move |db| db.unlock_account(&key),
-    )
+    let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
+    run_use_case(&state, move |db| {
+        usecases::accounts::unlock(db, &actor, &id, clock.now_ms())
+    })
     .await?;
-    tracing::info!(admin = %admin.name, account = %id, "account unlocked");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -462,42 +343,19 @@ pub async fn add_user(
     Admin(admin): Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(bad("the user name must be 1-64 printable characters"));
-    }
-    let role = Role::parse(body.role.trim())
-        .ok_or_else(|| bad("the role must be \"agent\" or \"admin\""))?;
-    if body.departments.len() > 32 {
-        return Err(bad("at most 32 departments"));
-    }
-    let departments = users::parse_departments(&body.departments.join(",")).map_err(bad)?;
-    let detail =
-        serde_json::json!({ "role": role.as_str(), "departments": departments }).to_string();
-    let (n, depts, actor) = (name.clone(), departments.clone(), admin.name.clone());
+    let user = ValidUser::parse(&body.name, &body.role, &body.departments)?;
+    let (added, actor) = (user.clone(), Actor::user(&admin.name));
     let clock = state.clock.clone();
-    let token = state
-        .store
-        .write(move |db| {
-            if db.user_by_name(&n)?.is_some() {
-                return Ok(Err(ApiError::Conflict(format!(
-                    "a user named {n:?} already exists"
-                ))));
-            }
-            let now = clock.now_ms();
-            let token = db.add_user(&n, role, &depts, now)?;
-            db.append_audit(&actor, "user.add", &format!("user:{n}"), &detail, now)?;
-            Ok(Ok(token))
-        })
-        .await
-        .map_err(ApiError::internal)??;
-    tracing::info!(admin = %admin.name, user = %name, role = role.as_str(), "user added");
+    let token = run_use_case(&state, move |db| {
+        usecases::users::add(db, &actor, &added, clock.now_ms())
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(UserCreated {
-            name,
-            role,
-            departments,
+            name: user.name,
+            role: user.role,
+            departments: user.departments,
             token: token.as_str().to_owned(),
         }),
     ))
@@ -525,18 +383,11 @@ pub async fn remove_user(
     Admin(admin): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if name == admin.name {
-        return Err(ApiError::Conflict("you cannot delete yourself".into()));
-    }
-    let key = name.clone();
-    audited(
-        &state,
-        &admin.name,
-        "user.remove",
-        format!("user:{name}"),
-        move |db| db.remove_user(&key),
-    )
+    let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
+    run_use_case(&state, move |db| {
+        usecases::users::remove(db, &actor, &name, clock.now_ms())
+    })
     .await?;
-    tracing::info!(admin = %admin.name, user = %name, "user removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,8 +2,6 @@
 //! versions, publish and roll back; `/api/audit`: the trail. Publishing swaps the live set at
 //! once: the next call takes the new version, calls in progress keep theirs.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::graph::{self, Graph};
+use super::run_use_case;
 use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
-use crate::ivr::script::{self, Problem, Script, ScriptSet, Severity};
+use crate::ivr::script::{self, Problem};
 use crate::startup::AppState;
-use crate::store::{audit, scripts as stored};
-
-/// A script source may not be larger than this.
-const MAX_SOURCE_BYTES: usize = 60 * 1024;
+use crate::store::{Db, audit, scripts as stored};
+use crate::usecases::Actor;
+use crate::usecases::scripts::{self as use_case, Draft, MAX_SOURCE_BYTES};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ScriptSummary {
@@ -204,46 +202,6 @@ pub async fn check_draft(
     }))
 }
 
-fn invalid(problems: &[Problem]) -> ApiError {
-    let errors = problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .count();
-    ApiError::Invalid {
-        message: format!("the script has {errors} error(s)"),
-        problems: serde_json::to_value(problems).unwrap_or_default(),
-    }
-}
-
-/// Checks a text for saving as a version of `name`: every checker problem, plus a name that
-/// does not match the URL. On success, the script and its warnings.
-fn checked_for(
-    state: &AppState,
-    name: &str,
-    source: &str,
-) -> Result<(Script, Vec<Problem>), ApiError> {
-    let mut checked = script::check(source, state.ivr.scripts.env());
-    if let Some(s) = &checked.script
-        && s.name != name
-    {
-        let line = source
-            .lines()
-            .position(|l| l.trim_start().starts_with("name"))
-            .map_or(1, |i| i + 1);
-        checked.problems.push(Problem {
-            severity: Severity::Error,
-            line,
-            col: 1,
-            message: format!("the script is named {:?} but is saved as {name:?}", s.name),
-        });
-        return Err(invalid(&checked.problems));
-    }
-    match checked.script {
-        Some(script) => Ok((script, checked.problems)),
-        None => Err(invalid(&checked.problems)),
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Saved {
     name: String,
@@ -279,23 +237,20 @@ pub async fn save(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Saved>), ApiError> {
     let source = source_of(&headers, &body)?;
-    // One check gives both the verdict and the warnings returned with the saved draft.
-    let (_, warnings) = checked_for(&state, &name, &source)?;
-    let (n, author) = (name.clone(), user.name.clone());
+    let draft = Draft::check(&name, source, state.ivr.scripts.env()).map_err(ApiError::from)?;
+    let actor = Actor::user(&user.name);
     let clock = state.clock.clone();
-    let version = state
-        .store
-        .write(move |db| db.add_script_version(&n, &source, "api", &author, clock.now_ms()))
-        .await
-        .map_err(ApiError::internal)?;
-    tracing::info!(script = %name, version, "script draft saved");
+    let saved = run_use_case(&state, move |db| {
+        use_case::save_draft(db, &actor, draft, "api", clock.now_ms())
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Saved {
-            name,
-            version,
+            name: saved.name,
+            version: saved.version,
             published: false,
-            problems: warnings,
+            problems: saved.warnings,
         }),
     ))
 }
@@ -411,7 +366,7 @@ pub async fn publish(
     Path(name): Path<String>,
     Json(body): Json<PublishBody>,
 ) -> Result<Json<Published>, ApiError> {
-    publish_version(&state, &user.name, name, body.version).await
+    publish_or_roll_back(&state, &user.name, name, body.version, use_case::publish).await
 }
 
 /// A rollback is a publish of an earlier version; it is refused for a version that is not
@@ -440,66 +395,50 @@ pub async fn rollback(
     Path(name): Path<String>,
     Json(body): Json<PublishBody>,
 ) -> Result<Json<Published>, ApiError> {
-    let n = name.clone();
-    let current = state
-        .store
-        .read(move |db| db.published_version(&n))
-        .await
-        .map_err(ApiError::internal)?;
-    if current.is_some_and(|c| body.version >= c) {
-        return Err(ApiError::Conflict(format!(
-            "version {} is not earlier than the published version {}",
-            body.version,
-            current.unwrap_or_default()
-        )));
-    }
-    publish_version(&state, &user.name, name, body.version).await
+    publish_or_roll_back(&state, &user.name, name, body.version, use_case::rollback).await
 }
 
-async fn publish_version(
+type PublishUseCase = fn(
+    &dyn Db,
+    script::Env<'_>,
+    &Actor,
+    &str,
+    i64,
+    i64,
+) -> crate::usecases::Result<use_case::Published>;
+
+/// Runs the publish or rollback use case, then has this server take the new set at once (other
+/// servers notice the publish within two seconds).
+async fn publish_or_roll_back(
     state: &AppState,
     actor: &str,
     name: String,
     version: i64,
+    use_case: PublishUseCase,
 ) -> Result<Json<Published>, ApiError> {
-    let n = name.clone();
-    let source = state
-        .store
-        .read(move |db| db.script_source(&n, version))
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::NotFound)?;
-    // Checked again: sound files may have gone since the draft was saved.
-    let (mut candidate, _) = checked_for(state, &name, &source)?;
-    candidate.version = version;
-    // The whole set must still hold together (a number bound twice, no default).
-    let live = state.ivr.scripts.live();
-    let mut list: Vec<Arc<Script>> = live.all().filter(|s| s.name != name).cloned().collect();
-    list.push(Arc::new(candidate));
-    ScriptSet::from_scripts(list).map_err(|e| ApiError::Conflict(format!("{e:#}")))?;
-
-    let (n, who) = (name.clone(), actor.to_owned());
+    let (ivr, actor) = (state.ivr.clone(), Actor::user(actor));
     let clock = state.clock.clone();
-    let previous = state
-        .store
-        .write(move |db| {
-            let previous = db.published_version(&n)?;
-            db.publish_script(&n, version, &who, clock.now_ms())?;
-            Ok(previous)
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    let catalog_state = state.clone();
+    let published = run_use_case(state, move |db| {
+        use_case(
+            db,
+            ivr.scripts.env(),
+            &actor,
+            &name,
+            version,
+            clock.now_ms(),
+        )
+    })
+    .await?;
+    let catalog = state.ivr.clone();
     state
         .store
-        .read(move |db| catalog_state.ivr.scripts.reload(db))
+        .read(move |db| catalog.scripts.reload(db))
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(script = %name, version, "script published");
     Ok(Json(Published {
-        name,
-        published_version: version,
-        previous_version: previous,
+        name: published.name,
+        published_version: published.published_version,
+        previous_version: published.previous_version,
     }))
 }
 

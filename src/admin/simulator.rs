@@ -16,12 +16,13 @@ use crate::agent::view::Viewer;
 use crate::api::extract::{Json, Path};
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
-use crate::ivr::engine::{self, AlertGate, CallInput, Event, IvrContext, Speech};
+use crate::ivr::engine::{self, CallInput, Event, IvrContext, Speech};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
 use crate::store::{Store, calls};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
 use crate::twilio::{render, voice};
+use crate::verify::AlertGate;
 
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
@@ -395,7 +396,7 @@ fn play(
         level: call.level().as_str(),
         factors: call.factors.iter().map(|f| f.as_str()).collect(),
         account: call.account_id.clone(),
-        department: call.category.clone(),
+        department: call.department.clone(),
         ended: call.step == calls::ENDED,
         end_reason: call.end_reason.clone(),
         hears,

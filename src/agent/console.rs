@@ -10,13 +10,16 @@ use serde::{Deserialize, Serialize};
 use super::auth::AuthUser;
 use super::live::Tracked;
 use super::view::{CallView, Viewer, departments_of, may_see};
+use crate::admin::run_use_case;
 use crate::api::extract::{Json, Path};
-use crate::domain::{AttributeKey, CallSid};
+use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::events::{self, Kind};
 use crate::store::outcomes::Outcome;
 use crate::store::users::{Role, User};
+use crate::usecases::Actor;
+use crate::usecases::settings::set_visible_attributes as set_visible;
 
 /// The most calls the queue view lists in each part.
 const QUEUE_LIMIT: u32 = 200;
@@ -174,7 +177,7 @@ pub async fn record_outcome(
             let Some(call) = db.call(&sid_str)? else {
                 return Ok(Err(ApiError::NotFound));
             };
-            if !may_see(&user, call.category.as_deref()) {
+            if !may_see(&user, call.department.as_deref()) {
                 return Ok(Err(ApiError::NotFound));
             }
             if call.handed_off_at.is_none() {
@@ -199,7 +202,7 @@ pub async fn record_outcome(
                 db.set_queue_status(&sid_str, events::ANSWERED, now)?;
             }
             let seq =
-                db.append_call_event(&sid_str, Kind::Outcome, call.category.as_deref(), now)?;
+                db.append_call_event(&sid_str, Kind::Outcome, call.department.as_deref(), now)?;
             let view = CallView::by_sid(db, &sid_str, viewer, now)?;
             Ok(Ok((seq, view)))
         })
@@ -254,19 +257,6 @@ pub async fn visible_attributes(
     Ok(Json(VisibleAttributes { attributes }))
 }
 
-/// Parses and deduplicates attribute keys.
-pub fn parse_keys(keys: &[String]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::new();
-    for key in keys {
-        let key = AttributeKey::parse(key.trim()).map_err(|e| e.to_string())?;
-        let key = key.into_string();
-        if !out.contains(&key) {
-            out.push(key);
-        }
-    }
-    Ok(out)
-}
-
 #[utoipa::path(
     put,
     path = "/api/settings/visible-attributes",
@@ -288,25 +278,11 @@ pub async fn set_visible_attributes(
     Json(body): Json<VisibleAttributes>,
 ) -> Result<Json<VisibleAttributes>, ApiError> {
     admin_only(&user)?;
-    let keys = body
-        .attributes
-        .as_deref()
-        .map(parse_keys)
-        .transpose()
-        .map_err(ApiError::BadRequest)?;
-    let actor = user.name.clone();
-    let stored = keys.clone();
+    let actor = Actor::user(&user.name);
     let clock = state.clock.clone();
-    state
-        .store
-        .write(move |db| {
-            let now = clock.now_ms();
-            db.set_visible_attributes(stored.as_deref(), now)?;
-            let detail = serde_json::json!({ "attributes": stored }).to_string();
-            db.append_audit(&actor, "visible_attributes.set", "settings", &detail, now)?;
-            Ok(())
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    let keys = run_use_case(&state, move |db| {
+        set_visible(db, &actor, body.attributes.as_deref(), clock.now_ms())
+    })
+    .await?;
     Ok(Json(VisibleAttributes { attributes: keys }))
 }

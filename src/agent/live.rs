@@ -112,7 +112,7 @@ pub fn track_flow(
 ) -> anyhow::Result<Tracked> {
     let mut tracked = Tracked::default();
     let call_sid = after.call_sid.as_str();
-    let department = after.category.as_deref();
+    let department = after.department.as_deref();
     let was_handed_off = before.is_some_and(|b| b.handed_off_at.is_some());
     if !was_handed_off && after.step == HANDED_OFF {
         db.set_queue_status(call_sid, events::WAITING, now)?;
@@ -167,7 +167,7 @@ pub fn track_status(
         _ => return Ok(tracked),
     };
     db.set_queue_status(call_sid, next, now)?;
-    let department = db.call(call_sid)?.and_then(|c| c.category);
+    let department = db.call(call_sid)?.and_then(|c| c.department);
     tracked.events.push(db.append_call_event(
         call_sid,
         Kind::Status,

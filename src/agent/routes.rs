@@ -87,7 +87,7 @@ async fn screen_pop(
                 return Ok(None);
             };
             // Another department's call is answered as if it did not exist.
-            if !may_see(&user, call.category.as_deref()) {
+            if !may_see(&user, call.department.as_deref()) {
                 return Ok(None);
             }
             ScreenPop::load(db, &call, now, Viewer::of(&user)).map(Some)

@@ -21,13 +21,15 @@ pub struct ScreenPop {
     pub verified: bool,
     pub level: &'static str,
     pub factors: Vec<&'static str>,
-    pub account: Option<AccountView>,
+    pub account: Option<PopAccount>,
+    /// The department the call was filed under (named `category` in the API since its start).
     pub category: Option<String>,
     pub risk: Risk,
     pub status: String,
     pub step: String,
     pub end_reason: Option<String>,
     pub script: String,
+    /// The content hash of the script the call ran (the name is the API's, kept for its users).
     pub script_version: String,
     pub language: String,
     pub started_at: Option<String>,
@@ -39,8 +41,10 @@ pub struct ScreenPop {
     pub pop_url: Option<String>,
 }
 
+/// The account on a screen-pop: who the caller proved to be and the attributes agents may see.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AccountView {
+#[schema(as = AccountView)]
+pub struct PopAccount {
     pub id: String,
     pub name: String,
     pub attributes: BTreeMap<String, String>,
@@ -99,7 +103,7 @@ impl ScreenPop {
     pub fn load(db: &dyn Db, call: &Call, now: i64, viewer: Viewer) -> anyhow::Result<Self> {
         let visible = db.visible_attributes()?;
         let account = match &call.account_id {
-            Some(id) => db.account(id)?.map(|a| AccountView {
+            Some(id) => db.account(id)?.map(|a| PopAccount {
                 id: a.id,
                 name: a.name,
                 attributes: settings::filter_visible(&a.attributes, visible.as_deref()),
@@ -123,7 +127,7 @@ impl ScreenPop {
             level: level.as_str(),
             factors: call.factors.iter().map(Factor::as_str).collect(),
             account,
-            category: call.category.clone(),
+            category: call.department.clone(),
             risk: Risk {
                 caller_id_match: call.caller_id_match,
                 stir_verstat: call.stir_verstat.clone(),
@@ -141,7 +145,7 @@ impl ScreenPop {
             step: call.step.clone(),
             end_reason: call.end_reason.clone(),
             script: call.script.clone(),
-            script_version: call.script_version.clone(),
+            script_version: call.script_sha.clone(),
             language: call.language.clone(),
             started_at: to_rfc3339(call.started_at),
             verified_at: call.verified_at.and_then(to_rfc3339),

@@ -207,7 +207,7 @@ impl CallView {
                 })
                 .collect(),
             risk_flags: risk_flags(&pop),
-            department: call.category.clone(),
+            department: call.department.clone(),
             attributes: pop
                 .account
                 .as_ref()

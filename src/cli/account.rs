@@ -1,15 +1,16 @@
 //! `callgate account ...`
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::domain::{AccountCode, AccountId, AccountName, AttributeKey, PhoneNumber, Region};
-use crate::store::accounts::{self, AddAccountError, NewAccount};
+use super::{in_transaction, operator, refusal};
+use crate::domain::{PhoneNumber, Region};
 use crate::store::{Store, now_ms, to_rfc3339};
-use crate::verify::{Keyring, totp};
+use crate::usecases::accounts::{self, AccountForm, CallCodeTtl};
+use crate::usecases::settings::set_visible_attributes;
+use crate::verify::Keyring;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -43,7 +44,7 @@ pub enum AccountCommand {
     CallCode {
         id: String,
         /// Validity in minutes.
-        #[arg(long, env = "CALLGATE_CALL_CODE_TTL_MINUTES", default_value_t = 30)]
+        #[arg(long, env = "CALLGATE_CALL_CODE_TTL_MINUTES", default_value_t = crate::config::DEFAULT_CALL_CODE_TTL_MINUTES)]
         ttl: u32,
     },
     List,
@@ -98,50 +99,26 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             knowledge,
             test,
         } => {
-            // Everything is parsed before anything is opened or written.
-            let id = AccountId::parse(&id)?;
-            let name = AccountName::parse(&name)?;
-            let phone = PhoneNumber::parse(&phone, region)?;
-            let code = code.as_deref().map(AccountCode::parse).transpose()?;
-            let attributes = parse_attributes(&attrs)?;
-            let knowledge = parse_knowledge(&knowledge)?;
+            let form = AccountForm {
+                id,
+                name,
+                phone,
+                code,
+                totp,
+                test,
+                attributes: pairs(&attrs, "--attr", "KEY=VALUE")?,
+                knowledge: pairs(&knowledge, "--knowledge", "QUESTION=DIGITS")?,
+            };
+            // Everything is checked before anything is opened or written.
+            let account = form.validate(region).map_err(refusal)?;
             let store = Store::open(data_dir)?;
             let keys = Keyring::load_or_create(data_dir)?;
-            let secret = totp.then(totp::new_secret);
-            let new = NewAccount {
-                id: &id,
-                name: &name,
-                phone: &phone,
-                code: code.as_ref(),
-                totp_secret: secret.as_deref().map(Vec::as_slice),
-                attributes: &attributes,
-                knowledge: &knowledge,
-                test,
-            };
-            let uri = secret
-                .as_ref()
-                .map(|s| totp::provisioning_uri(s, id.as_str()))
-                .transpose()?;
-            // The account and its audit entry commit together; a refused code is audited and
-            // committed too, as the admin API does, so probing for codes shows in the trail.
-            let (actor, now) = (cli_actor(), now_ms());
-            // The refusal is committed, then reported.
-            let refused = store.write_sync(|db| match db.add_account(&keys, &new, now) {
-                Ok(()) => {
-                    accounts::audit_added(db, &actor, &new, now)?;
-                    Ok(None)
-                }
-                Err(e @ AddAccountError::DuplicateCode) => {
-                    accounts::audit_code_refused(db, &actor, &id, now)?;
-                    Ok(Some(e))
-                }
-                Err(e) => Err(e.into()),
+            let added = in_transaction(&store, |db| {
+                accounts::add(db, &keys, &operator(), &account, now_ms())
             })?;
-            if let Some(e) = refused {
-                return Err(e.into());
-            }
-            println!("account {id} added: {name} {phone}", name = name.as_str());
-            if let Some(uri) = uri {
+            let a = &added.account;
+            println!("account {} added: {} {}", a.id, a.name, a.phone);
+            if let Some(uri) = added.otpauth_uri {
                 println!("Scan this with an authenticator app:");
                 print_qr(&uri);
                 println!("{uri}");
@@ -159,7 +136,9 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
                 bail!("forgetting {id} erases its personal data for good: add --yes to confirm");
             }
             let store = Store::open(data_dir)?;
-            let done = store.write_sync(|db| db.forget_account(&id, &cli_actor(), now_ms()))?;
+            let done = in_transaction(&store, |db| {
+                accounts::forget(db, &operator(), &id, now_ms())
+            })?;
             // The erased data may still sit in the backend's own files (SQLite's write-ahead
             // log) until they are emptied.
             if let Err(e) = store.purge_erased_copies() {
@@ -174,18 +153,16 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::CallCode { id, ttl } => {
-            if !(1..=24 * 60).contains(&ttl) {
-                bail!("--ttl must be between 1 and 1440 minutes");
-            }
+            let ttl = CallCodeTtl::minutes(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
             let store = Store::open(data_dir)?;
             let keys = Keyring::load_or_create(data_dir)?;
-            let code = store.write_sync(|db| {
-                if db.account(&id)?.is_none() {
-                    bail!("no account with id {id}");
-                }
-                db.issue_call_code(&keys, &id, i64::from(ttl) * 60_000, now_ms())
+            let code = in_transaction(&store, |db| {
+                accounts::issue_call_code(db, &keys, &operator(), &id, ttl, now_ms())
             })?;
-            println!("one-time call code for {id}, valid {ttl} minutes, single use:");
+            println!(
+                "one-time call code for {id}, valid {} minutes, single use:",
+                ttl.as_minutes()
+            );
             println!("{}", code.as_str());
             Ok(())
         }
@@ -229,37 +206,24 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         AccountCommand::SetPhone { id, phone } => {
             let phone = PhoneNumber::parse(&phone, region)?;
             let store = Store::open(data_dir)?;
-            let changed = store.write_sync(|db| db.set_account_phone(&id, &phone, now_ms()))?;
-            if !changed {
-                bail!("no account with id {id}");
-            }
+            in_transaction(&store, |db| {
+                accounts::change_phone(db, &operator(), &id, &phone, now_ms())
+            })?;
             println!("account {id}: phone changed to {phone}");
             Ok(())
         }
         AccountCommand::VisibleAttributes { keys, all } => {
             let store = Store::open(data_dir)?;
             if all || keys.is_some() {
-                let list = match keys {
-                    Some(k) => {
-                        let parts: Vec<String> = k
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|p| !p.is_empty())
-                            .map(str::to_owned)
-                            .collect();
-                        Some(
-                            crate::agent::console::parse_keys(&parts)
-                                .map_err(|e| anyhow::anyhow!(e))?,
-                        )
-                    }
-                    None => None,
-                };
-                let now = now_ms();
-                let detail = serde_json::json!({ "attributes": list }).to_string();
-                store.write_sync(|db| {
-                    db.set_visible_attributes(list.as_deref(), now)?;
-                    db.append_audit("cli", "visible_attributes.set", "settings", &detail, now)?;
-                    Ok(())
+                let list: Option<Vec<String>> = keys.map(|k| {
+                    k.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                });
+                in_transaction(&store, |db| {
+                    set_visible_attributes(db, &operator(), list.as_deref(), now_ms())
                 })?;
             }
             match store.read_sync(|db| db.visible_attributes())? {
@@ -271,74 +235,43 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::Unlock { id } => {
             let store = Store::open(data_dir)?;
-            if !store.write_sync(|db| db.unlock_account(&id))? {
-                bail!("no account with id {id}");
-            }
+            in_transaction(&store, |db| {
+                accounts::unlock(db, &operator(), &id, now_ms())
+            })?;
             println!("account {id} unlocked");
             Ok(())
         }
         AccountCommand::Remove { id } => {
             let store = Store::open(data_dir)?;
-            if !store.write_sync(|db| db.remove_account(&id))? {
-                bail!("no account with id {id}");
-            }
+            in_transaction(&store, |db| {
+                accounts::remove(db, &operator(), &id, now_ms())
+            })?;
             println!("account {id} removed");
             Ok(())
         }
     }
 }
 
-/// Who the audit trail says did what the CLI did: the operator's login.
-fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// `question=digits` pairs: the question a script's knowledge step names, the answer as the
-/// caller types it.
-fn parse_knowledge(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    pairs
-        .iter()
-        .map(|pair| {
-            let (q, a) = pair
-                .split_once('=')
-                .with_context(|| format!("--knowledge {pair:?}: expected QUESTION=DIGITS"))?;
-            let q = q.trim();
-            let valid_q = !q.is_empty()
-                && q.len() <= 40
-                && q.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !valid_q {
-                bail!("--knowledge: question {q:?} must be lowercase letters, digits, - or _");
-            }
-            if a.is_empty() || a.len() > 20 || !a.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("--knowledge {q}: the answer must be 1-20 digits, as typed on a keypad");
-            }
-            Ok((q.to_owned(), a.to_owned()))
+/// `KEY=VALUE` arguments of a repeatable flag, split; the rules on keys and values are the use
+/// case's.
+fn pairs(args: &[String], flag: &str, shape: &str) -> anyhow::Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|arg| {
+            let (key, value) = arg.split_once('=').with_context(|| {
+                // An answer is a secret: a malformed pair is not repeated.
+                if flag == "--knowledge" {
+                    format!("{flag}: expected {shape}")
+                } else {
+                    format!("{flag} {arg:?} must be {shape}")
+                }
+            })?;
+            Ok((key.to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-fn parse_attributes(attrs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    for attr in attrs {
-        let (key, value) = attr
-            .split_once('=')
-            .with_context(|| format!("--attr {attr:?} must be KEY=VALUE"))?;
-        let key = AttributeKey::parse(key)?;
-        if value.chars().count() > 200 || value.chars().any(char::is_control) {
-            bail!("--attr value for {key:?} must be at most 200 printable characters");
-        }
-        map.insert(key.into_string(), value.to_owned());
-    }
-    Ok(map)
 }
 
 fn print_qr(uri: &str) {

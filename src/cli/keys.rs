@@ -7,9 +7,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use super::operator;
 use crate::store::{Store, key_usage, now_ms};
+use crate::usecases::keys;
 use crate::verify::Keyring;
-use crate::verify::keys::{self, KEY_FILE, KeyFileLock};
+use crate::verify::keys::KEY_FILE;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -52,37 +54,21 @@ pub fn run(cmd: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
-    let _lock = KeyFileLock::acquire(path)?;
     let store = Store::open(data_dir)?;
-    // Never add a key to a file that is not this database's.
-    let current = Keyring::load(path)?;
-    store.read_sync(|db| key_usage::check_keyring(db, &current))?;
-    let version = keys::append_version(path)?;
-    let keyring = Keyring::load(path)?;
-    if keyring.current_version() != version {
-        bail!(
-            "{} did not take the new key version v{version}",
-            path.display()
-        );
-    }
+    let rotated = keys::rotate(&store, path, &operator(), PICKUP_WAIT, now_ms)?;
+    let version = rotated.version;
     println!(
         "key version v{version} added to {} and made current",
         path.display()
     );
-    // Running servers read the file again within a second; until they have, they must still be
-    // able to decrypt what is re-sealed below.
-    std::thread::sleep(PICKUP_WAIT);
-    let resealed = store.write_sync(|db| db.reseal_totp_secrets(&keyring))?;
-    println!("{resealed} TOTP secret(s) re-encrypted under v{version}");
-    let usage = store.read_sync(|db| db.key_usage(now_ms()))?;
-    let old: u64 = usage
-        .iter()
-        .filter(|(v, _)| **v != version)
-        .map(|(_, u)| u.code_hashes())
-        .sum();
     println!(
-        "{old} code hash(es) still on older key versions: each is re-keyed when its code is next used \
-         (`callgate keys status` shows the count; `callgate keys retire VERSION` once it is 0)"
+        "{} TOTP secret(s) re-encrypted under v{version}",
+        rotated.resealed
+    );
+    println!(
+        "{} code hash(es) still on older key versions: each is re-keyed when its code is next used \
+         (`callgate keys status` shows the count; `callgate keys retire VERSION` once it is 0)",
+        rotated.old_code_hashes
     );
     println!(
         "back up the new {} now, apart from the database",
@@ -123,30 +109,8 @@ fn status(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
 }
 
 fn retire(data_dir: &Path, path: &Path, version: u32) -> anyhow::Result<()> {
-    let _lock = KeyFileLock::acquire(path)?;
-    let keyring = Keyring::load(path)?;
-    if !keyring.has_version(version) {
-        bail!("{} holds no key version v{version}", path.display());
-    }
-    if keyring.current_version() == version {
-        bail!(
-            "v{version} is the current key version: `callgate keys rotate` first, then retire v{version} once nothing uses it"
-        );
-    }
     let store = Store::open(data_dir)?;
-    let usage = store
-        .read_sync(|db| db.key_usage(now_ms()))?
-        .get(&version)
-        .copied()
-        .unwrap_or_default();
-    if usage.total() > 0 {
-        bail!(
-            "key version v{version} is still used by {}: not retired. Codes are re-keyed when next \
-             used; an account whose code is never used again can be given a new code",
-            usage.describe()
-        );
-    }
-    keys::remove_version(path, version)?;
+    keys::retire(&store, path, &operator(), version, now_ms())?;
     println!("key version v{version} removed from {}", path.display());
     Ok(())
 }

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::domain::Region;
+use crate::store::{Db, Store};
+use crate::usecases::{self, Actor, Refused};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +27,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "CALLGATE_DATA_DIR",
-        default_value = "./data",
+        default_value = crate::config::DEFAULT_DATA_DIR,
         global = true
     )]
     pub data_dir: PathBuf,
@@ -34,7 +36,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "CALLGATE_DEFAULT_REGION",
-        default_value = "PL",
+        default_value_t = Region::default(),
         global = true
     )]
     pub region: Region,
@@ -68,7 +70,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         table: usize,
         /// The global alert threshold the security report marks minutes against.
-        #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
+        #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = crate::verify::Limits::DEFAULT.global_alert_per_minute)]
         alert_per_minute: u32,
     },
     /// Speech routing: learn from the categories agents confirmed.
@@ -164,6 +166,37 @@ pub async fn run() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Who the audit trail says did what the CLI did: the operator's login.
+fn operator() -> Actor {
+    Actor::cli(&std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+/// Runs a use case in one transaction of its own: committed when it succeeds or is refused
+/// (a refusal may carry its audit entry), rolled back when it fails. A refusal becomes the
+/// command's error; a script's problems are listed with it.
+fn in_transaction<T>(
+    store: &Store,
+    work: impl FnOnce(&dyn Db) -> usecases::Result<T>,
+) -> anyhow::Result<T> {
+    store
+        .write_sync(|db| usecases::settle(work(db)))?
+        .map_err(refusal)
+}
+
+/// A refusal as the command line says it.
+fn refusal(refused: Refused) -> anyhow::Error {
+    match refused {
+        Refused::Unchecked { message, problems } => {
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  {}", p.render("script")))
+                .collect();
+            anyhow::anyhow!("{message}:\n{}", listed.join("\n"))
+        }
+        other => other.into(),
     }
 }
 
@@ -287,4 +320,54 @@ fn init_logging(server: bool) {
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::config::Settings;
+
+    /// The flags' defaults are the settings' defaults: both read the constants of
+    /// `crate::config` and `crate::verify::Limits::DEFAULT`, so they cannot drift apart.
+    #[test]
+    fn serve_flags_default_to_the_declared_settings() {
+        let cli = Cli::try_parse_from(["callgate", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        let settings = Settings::new("127.0.0.1:0".parse().unwrap(), "d".into());
+        assert_eq!(args.max_in_flight, settings.max_in_flight);
+        assert_eq!(*args.pop_url_ttl, settings.pop_url_ttl);
+        assert_eq!(*args.body_read_timeout, settings.body_read_timeout);
+        assert_eq!(
+            args.max_body_reads_per_address,
+            settings.max_body_reads_per_address
+        );
+        assert_eq!(args.retention.retention(), settings.retention);
+        let limits = args.limits.limits();
+        let expected = &settings.limits;
+        assert_eq!(
+            (
+                limits.account_max_failures,
+                limits.account_lock,
+                limits.number_max_failures,
+                limits.number_window,
+                limits.number_lock,
+                limits.global_alert_per_minute
+            ),
+            (
+                expected.account_max_failures,
+                expected.account_lock,
+                expected.number_max_failures,
+                expected.number_window,
+                expected.number_lock,
+                expected.global_alert_per_minute
+            )
+        );
+        assert_eq!(args.scripts, settings.scripts_dir);
+        assert_eq!(args.sounds, settings.sounds_dir);
+        assert_eq!(cli.region, settings.region);
+    }
 }

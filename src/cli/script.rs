@@ -7,8 +7,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use super::in_transaction;
+use crate::config::{DEFAULT_SCRIPTS_DIR, DEFAULT_SOUNDS_DIR};
 use crate::ivr::script::{self, Env, ScriptSet, Severity};
 use crate::store::{Store, audit, now_ms};
+use crate::usecases::Actor;
+use crate::usecases::scripts as use_case;
 
 #[derive(Debug, Subcommand)]
 pub enum ScriptCommand {
@@ -17,10 +21,10 @@ pub enum ScriptCommand {
     /// are also checked together (one `default`, no number bound twice).
     Check {
         files: Vec<PathBuf>,
-        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = DEFAULT_SCRIPTS_DIR)]
         scripts_dir: PathBuf,
         /// Recordings referenced by the scripts must exist here and be WAV or MP3.
-        #[arg(long, env = "CALLGATE_SOUNDS", default_value = "sounds")]
+        #[arg(long, env = "CALLGATE_SOUNDS", default_value = DEFAULT_SOUNDS_DIR)]
         sounds_dir: PathBuf,
     },
     /// Scripts in the database: published and latest versions.
@@ -29,18 +33,23 @@ pub enum ScriptCommand {
     Versions { name: String },
     /// Write each script's published version (or, with --latest, its newest) to DIR/<name>.toml.
     Export {
-        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "ivr-scripts")]
+        #[arg(long, env = "CALLGATE_SCRIPTS", default_value = DEFAULT_SCRIPTS_DIR)]
         dir: PathBuf,
         #[arg(long)]
         latest: bool,
     },
-    /// Publish a saved version (a running server takes it within two seconds).
+    /// Publish a saved version (a running server takes it within two seconds). It is checked
+    /// again, and the published scripts with it must still hold together (one `default`, no
+    /// number bound twice), as when an admin publishes.
     Publish {
         name: String,
         version: i64,
         /// Who is publishing, for the audit trail.
         #[arg(long, env = "USER", default_value = "cli")]
         actor: String,
+        /// Recordings the script references must exist here (when the directory exists).
+        #[arg(long, env = "CALLGATE_SOUNDS", default_value = DEFAULT_SOUNDS_DIR)]
+        sounds_dir: PathBuf,
     },
 }
 
@@ -132,18 +141,15 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             name,
             version,
             actor,
+            sounds_dir,
         } => {
+            let env = Env {
+                sounds_dir: sounds_dir.is_dir().then_some(sounds_dir.as_path()),
+            };
             let store = Store::open(data_dir)?;
-            let source = store
-                .read_sync(|db| db.script_source(&name, version))?
-                .with_context(|| format!("script {name} has no version {version}"))?;
-            if script::check(&source, Env::default()).script.is_none() {
-                bail!(
-                    "version {version} of {name} does not pass the checker; run `callgate script check`"
-                );
-            }
-            store.write_sync(|db| {
-                db.publish_script(&name, version, &format!("cli:{actor}"), now_ms())
+            let actor = Actor::cli(&actor);
+            in_transaction(&store, |db| {
+                use_case::publish(db, env, &actor, &name, version, now_ms())
             })?;
             println!("published {name} v{version}");
             Ok(())

@@ -1,6 +1,5 @@
 //! `callgate serve`: the webhook server, and `--demo` for a first experience without a phone.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,26 +7,31 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{CrmWebhook, Settings, TwilioTokens, parse_frame_origins};
-use crate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
+use crate::config::{
+    self, CrmWebhook, DEFAULT_RETENTION, Settings, TwilioTokens, parse_frame_origins,
+};
+use crate::domain::Region;
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
-use crate::store::accounts::NewAccount;
+use crate::store::privacy::Retention;
 use crate::store::users::Role;
-use crate::store::{Store, now_ms};
-use crate::verify::{Keyring, Limits, totp};
+use crate::store::{Db, Store, now_ms};
+use crate::usecases::accounts::{AccountForm, CallCodeTtl};
+use crate::usecases::users::ValidUser;
+use crate::usecases::{self, Actor};
+use crate::verify::{Keyring, Limits};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    #[arg(long, env = "CALLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "CALLGATE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The base URL Twilio is configured with (default: http://<listen>). Signatures are checked
     /// against it, and the URLs in TwiML are built from it.
     #[arg(long, env = "CALLGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    #[arg(long, env = "CALLGATE_SCRIPTS", default_value = "./ivr-scripts")]
+    #[arg(long, env = "CALLGATE_SCRIPTS", default_value = config::DEFAULT_SCRIPTS_DIR)]
     pub scripts: PathBuf,
-    #[arg(long, env = "CALLGATE_SOUNDS", default_value = "./sounds")]
+    #[arg(long, env = "CALLGATE_SOUNDS", default_value = config::DEFAULT_SOUNDS_DIR)]
     pub sounds: PathBuf,
     /// Twilio auth token(s), comma-separated while rotating.
     #[arg(long, env = "CALLGATE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
@@ -43,15 +47,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     /// Requests served at once; beyond it, 503 at once (Twilio then uses the fallback URL).
-    #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(long, env = "CALLGATE_MAX_IN_FLIGHT", default_value_t = config::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// How long a request's body may take to arrive (e.g. 2s); slower gets 408. Bodies are read
     /// before a request counts against --max-in-flight.
-    #[arg(long, env = "CALLGATE_BODY_READ_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub body_read_timeout: Duration,
+    #[arg(long, env = "CALLGATE_BODY_READ_TIMEOUT", default_value_t = config::DEFAULT_BODY_READ_TIMEOUT.into())]
+    pub body_read_timeout: humantime::Duration,
     /// Request bodies one client address may be sending at once (0: no cap); beyond it, 429.
     /// Behind a proxy that does not buffer request bodies, set 0 (see README).
-    #[arg(long, env = "CALLGATE_MAX_BODY_READS_PER_ADDRESS", default_value_t = crate::config::DEFAULT_MAX_BODY_READS_PER_ADDRESS)]
+    #[arg(long, env = "CALLGATE_MAX_BODY_READS_PER_ADDRESS", default_value_t = config::DEFAULT_MAX_BODY_READS_PER_ADDRESS)]
     pub max_body_reads_per_address: usize,
     /// POST each hand-off's screen-pop as JSON to this URL (signed; see README).
     #[arg(long, env = "CALLGATE_CRM_WEBHOOK_URL")]
@@ -64,8 +68,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLGATE_CRM_FRAME_ORIGINS", default_value = "")]
     pub crm_frame_origins: String,
     /// How long a screen-pop URL can be opened after the hand-off (e.g. 10m).
-    #[arg(long, env = "CALLGATE_POP_URL_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub pop_url_ttl: Duration,
+    #[arg(long, env = "CALLGATE_POP_URL_TTL", default_value_t = config::DEFAULT_POP_URL_TTL.into())]
+    pub pop_url_ttl: humantime::Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -81,25 +85,25 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RetentionArgs {
     /// Call journeys and the words callers said at speech menus.
-    #[arg(long, env = "CALLGATE_RETAIN_JOURNEYS_DAYS", default_value_t = 90)]
+    #[arg(long, env = "CALLGATE_RETAIN_JOURNEYS_DAYS", default_value_t = DEFAULT_RETENTION.journeys_days)]
     pub retain_journeys_days: u32,
     /// Agents' notes on calls.
-    #[arg(long, env = "CALLGATE_RETAIN_NOTES_DAYS", default_value_t = 365)]
+    #[arg(long, env = "CALLGATE_RETAIN_NOTES_DAYS", default_value_t = DEFAULT_RETENTION.notes_days)]
     pub retain_notes_days: u32,
     /// Caller numbers and account links of calls, and failed entries; the calls stay as counts.
-    #[arg(long, env = "CALLGATE_RETAIN_CALL_DETAILS_DAYS", default_value_t = 365)]
+    #[arg(long, env = "CALLGATE_RETAIN_CALL_DETAILS_DAYS", default_value_t = DEFAULT_RETENTION.call_details_days)]
     pub retain_call_details_days: u32,
     /// The agent consoles' event log and delivered CRM bodies.
-    #[arg(long, env = "CALLGATE_RETAIN_EVENTS_DAYS", default_value_t = 30)]
+    #[arg(long, env = "CALLGATE_RETAIN_EVENTS_DAYS", default_value_t = DEFAULT_RETENTION.events_days)]
     pub retain_events_days: u32,
     /// The audit trail (its chain stays verifiable from an anchor).
-    #[arg(long, env = "CALLGATE_RETAIN_AUDIT_DAYS", default_value_t = 1095)]
+    #[arg(long, env = "CALLGATE_RETAIN_AUDIT_DAYS", default_value_t = DEFAULT_RETENTION.audit_days)]
     pub retain_audit_days: u32,
 }
 
 impl RetentionArgs {
-    pub fn retention(&self) -> crate::store::privacy::Retention {
-        crate::store::privacy::Retention {
+    pub fn retention(&self) -> Retention {
+        Retention {
             journeys_days: self.retain_journeys_days,
             notes_days: self.retain_notes_days,
             call_details_days: self.retain_call_details_days,
@@ -112,31 +116,31 @@ impl RetentionArgs {
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Failures in a row that lock an account's keypad verification.
-    #[arg(long, env = "CALLGATE_ACCOUNT_MAX_FAILURES", default_value_t = 5)]
+    #[arg(long, env = "CALLGATE_ACCOUNT_MAX_FAILURES", default_value_t = Limits::DEFAULT.account_max_failures)]
     pub account_max_failures: u32,
     /// How long an account stays locked (e.g. 15m).
-    #[arg(long, env = "CALLGATE_ACCOUNT_LOCK", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub account_lock: Duration,
+    #[arg(long, env = "CALLGATE_ACCOUNT_LOCK", default_value_t = Limits::DEFAULT.account_lock.into())]
+    pub account_lock: humantime::Duration,
     /// Failures from one calling number within --number-window that lock the number out.
-    #[arg(long, env = "CALLGATE_NUMBER_MAX_FAILURES", default_value_t = 10)]
+    #[arg(long, env = "CALLGATE_NUMBER_MAX_FAILURES", default_value_t = Limits::DEFAULT.number_max_failures)]
     pub number_max_failures: u32,
-    #[arg(long, env = "CALLGATE_NUMBER_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub number_window: Duration,
-    #[arg(long, env = "CALLGATE_NUMBER_LOCK", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub number_lock: Duration,
+    #[arg(long, env = "CALLGATE_NUMBER_WINDOW", default_value_t = Limits::DEFAULT.number_window.into())]
+    pub number_window: humantime::Duration,
+    #[arg(long, env = "CALLGATE_NUMBER_LOCK", default_value_t = Limits::DEFAULT.number_lock.into())]
+    pub number_lock: humantime::Duration,
     /// Failures per minute across the system that raise an alert (never a lock).
-    #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = 100)]
+    #[arg(long, env = "CALLGATE_GLOBAL_ALERT_PER_MINUTE", default_value_t = Limits::DEFAULT.global_alert_per_minute)]
     pub global_alert_per_minute: u32,
 }
 
 impl LimitArgs {
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         Limits {
             account_max_failures: self.account_max_failures.max(1),
-            account_lock: self.account_lock,
+            account_lock: *self.account_lock,
             number_max_failures: self.number_max_failures.max(1),
-            number_window: self.number_window,
-            number_lock: self.number_lock,
+            number_window: *self.number_window,
+            number_lock: *self.number_lock,
             global_alert_per_minute: self.global_alert_per_minute,
         }
     }
@@ -185,11 +189,11 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
     };
     let crm_frame_origins = parse_frame_origins(&args.crm_frame_origins)?;
     anyhow::ensure!(
-        (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&args.pop_url_ttl),
+        (Duration::from_secs(30)..=Duration::from_secs(24 * 3600)).contains(&*args.pop_url_ttl),
         "CALLGATE_POP_URL_TTL must be between 30s and 24h"
     );
     anyhow::ensure!(
-        (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&args.body_read_timeout),
+        (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&*args.body_read_timeout),
         "CALLGATE_BODY_READ_TIMEOUT must be between 100ms and 60s"
     );
     let settings = Settings {
@@ -208,11 +212,11 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         taskrouter_workflow_sid: args.taskrouter_workflow_sid,
         limits: args.limits.limits(),
         max_in_flight: args.max_in_flight,
-        body_read_timeout: args.body_read_timeout,
+        body_read_timeout: *args.body_read_timeout,
         max_body_reads_per_address: args.max_body_reads_per_address,
         crm_webhook,
         crm_frame_origins,
-        pop_url_ttl: args.pop_url_ttl,
+        pop_url_ttl: *args.pop_url_ttl,
         retention: args.retention.retention(),
         max_database_mb: args.max_database_mb,
         test_accounts_answer: args.demo,
@@ -227,33 +231,43 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
 const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
 
 /// Demo data, seeded once: two test accounts (one with TOTP), a one-time call code, an agent
-/// token and an admin token, printed so that `callgate call` can be tried at once. A later start
-/// finds them there and mints nothing: a new admin on every restart would pile up users who can
-/// all log in, and tokens in every start's output. It says how to make a token instead.
+/// token and an admin token, printed with a `call` command that can be pasted as it is. A later
+/// start finds them there and mints nothing: a new admin on every restart would pile up users
+/// who can all log in, and tokens in every start's output. It says how to make a token instead.
 ///
 /// `--demo` lets test accounts answer calls, and the demo's codes are public, so a data
-/// directory holding real (non-test) accounts is refused before anything is written.
+/// directory holding real (non-test) accounts is refused before anything is written. Everything
+/// is added through the same use cases (and audited) as by an admin.
 fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let store = Store::open(data_dir)?;
     let keys = Keyring::load_or_create(data_dir)?;
+    // The commands printed below name this very binary and data directory, so that they work
+    // when pasted, also after `cargo run` (which puts no `callgate` on the PATH).
+    let callgate = shell_word(
+        &std::env::current_exe()
+            .map_or_else(|_| "callgate".to_owned(), |p| p.display().to_string()),
+    );
+    let data = shell_word(
+        &std::path::absolute(data_dir)
+            .unwrap_or_else(|_| data_dir.to_owned())
+            .display()
+            .to_string(),
+    );
     // One transaction: the check, the seeding and the tokens stand or fall together, and two
     // servers started at once cannot both seed.
-    let seeded = store.write_sync(|db| seed_demo_in(db, &keys, data_dir, public_url))?;
+    let seeded = store.write_sync(|db| seed_demo_in(db, &keys, data_dir, public_url, &callgate))?;
     // Printed once the transaction is committed: nothing is shown that was not kept.
     let Some(out) = seeded else {
         println!("=== callgate demo ===");
         println!(
-            "demo data already present in {dir} (accounts {}; their codes are in the README).",
+            "demo data already present in {data} (accounts {}; their codes are in the README).",
             DEMO_ACCOUNTS.join(", "),
-            dir = data_dir.display()
         );
         println!(
-            "Tokens are printed on the first start only. A new one:  callgate user add NAME --role admin --data-dir {}   (or --role agent)",
-            data_dir.display()
+            "Tokens are printed on the first start only. A new one:  {callgate} user add NAME --role admin --data-dir {data}   (or --role agent)"
         );
         println!(
-            "A fresh one-time call code:  callgate account call-code DEMO-1001 --data-dir {}",
-            data_dir.display()
+            "A fresh one-time call code:  {callgate} account call-code DEMO-1001 --data-dir {data}"
         );
         println!("=====================");
         return Ok(());
@@ -265,12 +279,13 @@ fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
 }
 
 /// The demo's check and seeding, in the caller's transaction: `None` when it was seeded before,
-/// else the lines to print.
+/// else the lines to print. `callgate` is this binary, as a shell word.
 fn seed_demo_in(
-    db: &dyn crate::store::Db,
+    db: &dyn Db,
     keys: &Keyring,
     data_dir: &Path,
     public_url: &str,
+    callgate: &str,
 ) -> anyhow::Result<Option<Vec<String>>> {
     let real = db.count_real_accounts()?;
     anyhow::ensure!(
@@ -287,7 +302,7 @@ fn seed_demo_in(
     if seeded {
         return Ok(None);
     }
-    let region = Region::default();
+    let actor = Actor::demo();
     let demo = [
         (
             DEMO_ACCOUNTS[0],
@@ -308,57 +323,64 @@ fn seed_demo_in(
     ];
     let mut out = vec!["=== callgate demo ===".to_owned()];
     for (id, name, phone, code, with_totp, attrs) in demo {
-        let attributes: BTreeMap<String, String> = attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let (id, name) = (AccountId::parse(id)?, AccountName::parse(name)?);
-        let phone = PhoneNumber::parse(phone, region)?;
-        let code = AccountCode::parse(code)?;
-        let secret = with_totp.then(totp::new_secret);
-        let new = NewAccount {
-            id: &id,
-            name: &name,
-            phone: &phone,
-            code: Some(&code),
-            totp_secret: secret.as_deref().map(Vec::as_slice),
-            attributes: &attributes,
-            knowledge: &[("dob".to_owned(), "14031985".to_owned())],
+        let account = AccountForm {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            phone: phone.to_owned(),
+            code: Some(code.to_owned()),
+            totp: with_totp,
             // Demo accounts are test accounts: they answer in the admin page's simulator and
             // on a --demo server, never on a real line.
             test: true,
-        };
-        db.add_account(keys, &new, now_ms())?;
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            knowledge: vec![("dob".to_owned(), "14031985".to_owned())],
+        }
+        .validate(Region::default())?;
+        // A refusal fails the whole seeding: nothing is half seeded.
+        let added = usecases::accounts::add(db, keys, &actor, &account, now_ms())?;
         out.push(format!(
-            "account {id}: {} phone {phone} code {} (date of birth 14031985)",
-            name.as_str(),
-            code.expose()
+            "account {id}: {name} phone {} code {code} (date of birth 14031985)",
+            added.account.phone
         ));
-        if let Some(secret) = &secret {
-            out.push(format!(
-                "  TOTP: {}",
-                totp::provisioning_uri(secret, id.as_str())?
-            ));
+        if let Some(uri) = &added.otpauth_uri {
+            out.push(format!("  TOTP: {uri}"));
         }
     }
-    let call_code = db.issue_call_code(keys, DEMO_ACCOUNTS[0], 30 * 60_000, now_ms())?;
+    let ttl = CallCodeTtl::minutes(config::DEFAULT_CALL_CODE_TTL_MINUTES)?;
+    let call_code =
+        usecases::accounts::issue_call_code(db, keys, &actor, DEMO_ACCOUNTS[0], ttl, now_ms())?;
     out.push(format!(
-        "one-time call code for {} (30 minutes): {}",
+        "one-time call code for {} ({} minutes): {}",
         DEMO_ACCOUNTS[0],
+        ttl.as_minutes(),
         call_code.as_str()
     ));
-    let agent = format!("demo-agent-{}", now_ms());
-    let token = db.add_user(&agent, Role::Agent, &[], now_ms())?;
+    let token_for = |role: Role| -> anyhow::Result<_> {
+        let user = ValidUser::parse(
+            &format!("demo-{}-{}", role.as_str(), now_ms()),
+            role.as_str(),
+            &[],
+        )?;
+        Ok(usecases::users::add(db, &actor, &user, now_ms())?)
+    };
+    let token = token_for(Role::Agent)?;
     out.push(format!("agent token: {}", token.as_str()));
-    let admin = format!("demo-admin-{}", now_ms());
-    let admin_token = db.add_user(&admin, Role::Admin, &[], now_ms())?;
+    let admin_token = token_for(Role::Admin)?;
     out.push(format!(
         "admin token: {}  (log in at {public_url}/login)",
         admin_token.as_str()
     ));
+    out.push(
+        "try it in a second terminal, where CALLGATE_TWILIO_AUTH_TOKEN is set as for this server:"
+            .to_owned(),
+    );
     out.push(format!(
-        "try:  CALLGATE_AGENT_TOKEN={} callgate call --url {public_url} --from +48601234567",
-        token.as_str()
+        "  CALLGATE_AGENT_TOKEN={} {callgate} call --url {} --from +48601234567",
+        token.as_str(),
+        shell_word(public_url)
     ));
     out.push(
         "(tokens are shown only now: a later --demo start keeps this data and prints none)"
@@ -366,4 +388,31 @@ fn seed_demo_in(
     );
     out.push("=====================".to_owned());
     Ok(Some(out))
+}
+
+/// `word` as one word of a POSIX shell command: as it is when it holds nothing the shell reads
+/// specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_survive_pasting() {
+        assert_eq!(shell_word("/usr/bin/callgate"), "/usr/bin/callgate");
+        assert_eq!(shell_word("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(shell_word("/my dir/callgate"), "'/my dir/callgate'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
 }

@@ -4,8 +4,10 @@ use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::store::users::{self, Role};
+use super::{in_transaction, operator, refusal};
+use crate::store::users::Role;
 use crate::store::{Store, now_ms};
+use crate::usecases::{self, users::ValidUser};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
@@ -33,17 +35,16 @@ pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
             role,
             departments,
         } => {
-            let name = name.trim();
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-                anyhow::bail!("user name must be 1-64 printable characters");
-            }
             let role = match role {
                 RoleArg::Agent => Role::Agent,
                 RoleArg::Admin => Role::Admin,
             };
-            let departments = users::parse_departments(&departments)?;
+            let user = ValidUser::parse(&name, role.as_str(), &[departments]).map_err(refusal)?;
             let store = Store::open(data_dir)?;
-            let token = store.write_sync(|db| db.add_user(name, role, &departments, now_ms()))?;
+            let token = in_transaction(&store, |db| {
+                usecases::users::add(db, &operator(), &user, now_ms())
+            })?;
+            let name = &user.name;
             println!(
                 "{} {name} created; its API token (shown only now):",
                 role.as_str()

@@ -4,6 +4,7 @@
 mod account;
 mod call_sid;
 mod keypad;
+mod knowledge;
 mod phone;
 mod sip_uri;
 mod stir;
@@ -11,6 +12,7 @@ mod stir;
 pub use account::{AccountCode, AccountId, AccountName, AttributeKey};
 pub use call_sid::CallSid;
 pub use keypad::Keypad;
+pub use knowledge::{KnowledgeAnswer, MAX_IDENTIFIER_LEN, QuestionId, is_identifier};
 pub use phone::{CallerId, PhoneNumber, Region, mask_number};
 pub use sip_uri::SipUri;
 pub use stir::StirVerstat;

@@ -28,6 +28,13 @@ impl Default for Region {
     }
 }
 
+/// The two-letter code, as `parse` reads it (so a default shown in `--help` reads back).
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_ref())
+    }
+}
+
 impl FromStr for Region {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -243,6 +250,15 @@ mod tests {
     fn unknown_region_is_refused() {
         assert!(Region::parse("XX").is_err());
         assert!(Region::parse("pl").is_ok());
+    }
+
+    #[test]
+    fn a_region_reads_back_as_shown() {
+        assert_eq!(Region::default().to_string(), "PL");
+        assert_eq!(
+            Region::parse("us").unwrap().to_string().parse(),
+            Ok(Region::parse("US").unwrap())
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod script;
 pub mod sounds;
 pub mod training;
 
-pub use engine::{AlertGate, CallInput, Event, IvrContext};
+pub use engine::{CallInput, Event, IvrContext};
 pub use reply::Reply;
 pub use script::{Catalog, Script, ScriptSet};
 pub use sounds::SoundIndex;

@@ -26,7 +26,7 @@ pub struct LoadtestArgs {
     #[arg(
         long,
         env = "CALLGATE_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value_t = format!("http://{}", crate::config::DEFAULT_LISTEN)
     )]
     pub url: String,
     /// The auth token the server checks signatures with.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::fixtures::{self, Fixture};
-use crate::twilio::client::{self, CallLeg};
+use crate::twilio::emulator::{self, CallLeg};
 use crate::twilio::twiml::{self, Verb};
 use crate::verify::totp;
 
@@ -167,7 +167,7 @@ impl<'a> Call<'a> {
             format!("{}{url}", self.target.base)
         };
         let result =
-            client::post_signed(&self.target.http, &self.target.token, &url, &params).await;
+            emulator::post_signed(&self.target.http, &self.target.token, &url, &params).await;
         let outcome = match result {
             Err(e) if e.is_timeout() => Err("timeout".to_owned()),
             Err(e) if e.is_connect() => Err("connect".to_owned()),

@@ -32,8 +32,9 @@ const ATTRIBUTE_KEY: &str = "[A-Za-z0-9_.-]{1,40}";
 const CALL_SID: &str = "[A-Za-z0-9_-]{2,64}";
 /// One department of `users::parse_departments` (any case; empty parts are skipped).
 const DEPARTMENT_PART: &str = "[A-Za-z0-9_-]{0,32}";
-/// A knowledge question of `POST /api/accounts`.
-const KNOWLEDGE_QUESTION: &str = "[a-z0-9_-]{1,40}";
+/// A knowledge question of `POST /api/accounts`: `QuestionId::parse`, the checker's identifier
+/// rule (a question no script can ask, such as `1dob`, is refused).
+const KNOWLEDGE_QUESTION: &str = "[a-z][a-z0-9_-]{0,39}";
 /// A knowledge answer: digits as typed on a keypad.
 const KNOWLEDGE_ANSWER: &str = "[0-9]{1,20}";
 /// The keys of the simulator's keypad.
@@ -250,7 +251,8 @@ fn people(doc: &mut Value) {
             "additionalProperties": { "type": "string", "pattern": exact(KNOWLEDGE_ANSWER) },
         }),
         "At most 16 knowledge answers, question → digits as typed on a keypad (`{\"dob\": \"14031985\"}`): \
-         questions of 1-40 lowercase letters, digits, `-` or `_`; answers of 1-20 digits.",
+         questions of 1-40 lowercase letters, digits, `-` or `_`, starting with a letter (as a script's \
+         `question` is named); answers of 1-20 digits.",
     );
     for (path, method) in [
         ("/api/accounts/{id}", "delete"),
@@ -283,9 +285,11 @@ fn people(doc: &mut Value) {
         doc,
         "NewUserBody",
         "departments",
-        json!({ "maxItems": 32, "items": { "type": "string", "pattern": department_list() } }),
-        "The departments an agent serves (none: all), at most 32 entries, each a name or a comma-separated \
-         list of names of up to 32 letters, digits, `_` or `-` (read in lowercase).",
+        json!({ "items": { "type": "string", "pattern": department_list() } }),
+        "The departments an agent serves (none: all): entries each a name or a comma-separated list of \
+         names of up to 32 letters, digits, `_` or `-` (read in lowercase; empty parts are skipped and a \
+         name given twice counts once); at most 32 departments in all, however many entries name them \
+         (400 otherwise).",
     );
 }
 
@@ -566,18 +570,14 @@ mod tests {
         crate::store::users::parse_departments(list).is_ok()
     }
 
-    /// `admin::people`'s reading of a user name.
+    /// The use case's reading of a user name (`usecases::users::ValidUser`).
     fn user_name_ok(name: &str) -> bool {
-        let name = name.trim();
-        !name.is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control)
+        crate::usecases::users::ValidUser::parse(name, "agent", &[]).is_ok()
     }
 
+    /// The use case's reading of a knowledge question: trimmed, then `QuestionId::parse`.
     fn question_ok(q: &str) -> bool {
-        let q = q.trim();
-        !q.is_empty()
-            && q.len() <= 40
-            && q.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        crate::domain::QuestionId::parse(q.trim()).is_ok()
     }
 
     fn attribute_value_ok(v: &str) -> bool {

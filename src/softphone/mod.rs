@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::twilio::client::{self, CallLeg};
+use crate::twilio::emulator::{self, CallLeg};
 use crate::twilio::twiml::{self, DialTarget, Prompt, Verb};
 
 #[derive(Debug, Args)]
@@ -23,7 +23,7 @@ pub struct CallArgs {
     #[arg(
         long,
         env = "CALLGATE_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value_t = format!("http://{}", crate::config::DEFAULT_LISTEN)
     )]
     pub url: String,
     /// Auth token to sign with (the first of a comma-separated list is used).
@@ -106,7 +106,7 @@ impl Softphone {
         url: &str,
         params: &[(String, String)],
     ) -> anyhow::Result<reqwest::Response> {
-        client::post_signed(&self.http, &self.token, url, params)
+        emulator::post_signed(&self.http, &self.token, url, params)
             .await
             .with_context(|| format!("POST {url}"))
     }

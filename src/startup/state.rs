@@ -7,9 +7,9 @@ use anyhow::bail;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::ivr::AlertGate;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
+use crate::verify::AlertGate;
 use crate::verify::{Keyring, LiveKeyring};
 
 #[derive(Clone)]
@@ -78,29 +78,24 @@ impl AppState {
     }
 }
 
-/// Imports changed script files as new published versions, then loads every published version,
-/// in one transaction. A broken file is reported and skipped: the version published before
-/// keeps answering calls.
+/// Imports changed script files as new published versions (`usecases::scripts::import_files`,
+/// which checks that the published set holds together), in one transaction. A broken file is
+/// reported and skipped: the version published before keeps answering calls.
 fn load_scripts(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<Catalog> {
-    store.write_sync(|db| {
-        let env = crate::ivr::script::Env {
-            sounds_dir: Some(&settings.sounds_dir),
-        };
-        let import = crate::ivr::script::import_dir(db, &settings.scripts_dir, env, now)?;
-        for (name, version) in &import.published {
-            tracing::info!(script = %name, version, "script file imported and published");
-        }
-        let catalog = Catalog::load(db, &settings.sounds_dir);
-        if !import.rejected.is_empty() {
-            let problems = import.rejected.join("\n  ");
-            tracing::error!(
-                "script files not imported (fix them; `callgate script check` lists the problems):\n  {problems}"
-            );
-            // With nothing published to fall back on, starting would leave the line dead.
-            if catalog.is_err() {
-                bail!("invalid IVR scripts:\n  {problems}");
-            }
-        }
-        catalog
-    })
+    let env = crate::ivr::script::Env {
+        sounds_dir: Some(&settings.sounds_dir),
+    };
+    let import = store.write_sync(|db| {
+        crate::usecases::scripts::import_files(db, &settings.scripts_dir, env, now)
+    })?;
+    for (name, version) in &import.published {
+        tracing::info!(script = %name, version, "script file imported and published");
+    }
+    if !import.rejected.is_empty() {
+        tracing::error!(
+            "script files not imported (fix them; `callgate script check` lists the problems):\n  {}",
+            import.rejected.join("\n  ")
+        );
+    }
+    Ok(Catalog::new(import.set, settings.sounds_dir.clone()))
 }

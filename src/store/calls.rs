@@ -75,10 +75,11 @@ pub struct Call {
     pub called: Option<String>,
     pub stir_verstat: Option<String>,
     pub script: String,
-    /// The script's content hash.
-    pub script_version: String,
-    /// The script's version number in the database.
-    pub script_version_no: Option<i64>,
+    /// The script's content hash (the `script_version` column, which predates version numbers).
+    pub script_sha: String,
+    /// The script's version number in the database (the `script_version_no` column); `None`
+    /// for a call row a status callback wrote alone.
+    pub script_version: Option<i64>,
     pub language: String,
     /// The script step the call waits at, or `handed_off` / `ended`.
     pub step: String,
@@ -89,7 +90,8 @@ pub struct Call {
     pub caller_id_match: bool,
     pub factors: Factors,
     pub failed_attempts: u32,
-    pub category: Option<String>,
+    /// The department the call is filed under (its column is still named `category`).
+    pub department: Option<String>,
     pub handoff: Option<String>,
     pub status: String,
     pub end_reason: Option<String>,

@@ -24,13 +24,7 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Self {
-            journeys_days: 90,
-            notes_days: 365,
-            call_details_days: 365,
-            events_days: 30,
-            audit_days: 1095,
-        }
+        crate::config::DEFAULT_RETENTION
     }
 }
 

@@ -1,19 +1,7 @@
-//! The memory of the guessing limits (see `crate::verify::Limits`): failures per account (a
-//! consecutive count on the account row), per calling number (events in a sliding window, then
-//! a lock), and across the system (events per minute, for the alert).
-
-use crate::verify::Limits;
-
-/// What one more failure led to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FailureOutcome {
-    /// Accounts whose keypad verification this failure locked.
-    pub accounts_locked: Vec<String>,
-    /// The failure started a lock of the calling number (not set while it stays locked).
-    pub number_locked: bool,
-    /// Failures across the system in the last minute, when above the alert threshold.
-    pub global_alert: Option<i64>,
-}
+//! The memory of the guessing limits: failures per account (a consecutive count on the account
+//! row), per calling number (events in a sliding window) and across the system (per minute), and
+//! the locks. The store only counts and records; what the counts mean (the thresholds, when to
+//! lock, what to audit) is decided in `crate::verify::guessing`.
 
 #[derive(Debug, Clone, Copy)]
 pub enum FailureKind {
@@ -42,18 +30,32 @@ pub trait ThrottleDb {
     /// Whether the calling number (its throttle key) is locked at `now`.
     fn number_locked(&self, caller: &str, now: i64) -> anyhow::Result<bool>;
 
-    /// Counts one failed verification from `caller` against `accounts` (the accounts the call
-    /// is about: those on the caller ID at the code step, the identified one at the TOTP step)
-    /// and applies `limits`: what it led to.
-    fn record_failure(
+    /// Records one failed verification from `caller` (its throttle key) in the failure log,
+    /// under the account the call was about, if any.
+    fn log_failure(
         &self,
-        limits: &Limits,
         caller: &str,
-        accounts: &[String],
+        account: Option<&str>,
         call_sid: &str,
         kind: FailureKind,
         now: i64,
-    ) -> anyhow::Result<FailureOutcome>;
+    ) -> anyhow::Result<()>;
+
+    /// Adds one to the account's failures in a row: the new count (`None`: no such account).
+    fn bump_account_failures(&self, account_id: &str) -> anyhow::Result<Option<u32>>;
+
+    /// Locks the account's keypad verification until `until` and starts its count afresh, so
+    /// that after the lock the next run of failures locks again.
+    fn lock_account(&self, account_id: &str, until: i64, now: i64) -> anyhow::Result<()>;
+
+    /// Failures logged from `caller` after `since`.
+    fn failures_from_number_since(&self, caller: &str, since: i64) -> anyhow::Result<u32>;
+
+    /// Locks the calling number until `until` (or later, if it is locked longer already).
+    fn lock_number(&self, caller: &str, until: i64) -> anyhow::Result<()>;
+
+    /// Counts one failure across the system and returns the failures of the last 60 s.
+    fn count_failure_last_minute(&self, now: i64) -> anyhow::Result<i64>;
 
     /// A completed verification forgives the account's earlier failures.
     fn reset_account_failures(&self, account_id: &str) -> anyhow::Result<()>;

@@ -17,15 +17,21 @@ pub struct Limits {
     pub global_alert_per_minute: u32,
 }
 
+impl Limits {
+    /// The defaults, declared once: the server's flags (`callgate serve --help` shows them) and
+    /// `callgate report security` read them from here.
+    pub const DEFAULT: Self = Self {
+        account_max_failures: 5,
+        account_lock: Duration::from_secs(15 * 60),
+        number_max_failures: 10,
+        number_window: Duration::from_secs(3600),
+        number_lock: Duration::from_secs(3600),
+        global_alert_per_minute: 100,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            account_max_failures: 5,
-            account_lock: Duration::from_secs(15 * 60),
-            number_max_failures: 10,
-            number_window: Duration::from_secs(3600),
-            number_lock: Duration::from_secs(3600),
-            global_alert_per_minute: 100,
-        }
+        Self::DEFAULT
     }
 }

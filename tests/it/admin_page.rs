@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::browser::{Browser, WAIT};
 use crate::common::*;
 use callgate::store::users::Role;
-use callgate::twilio::client::CallLeg;
+use callgate::twilio::emulator::CallLeg;
 use callgate::twilio::{signature, twiml};
 use fantoccini::Locator;
 

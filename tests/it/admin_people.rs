@@ -269,3 +269,42 @@ async fn admins_add_and_remove_agents_whose_token_is_shown_once_and_works() {
     );
     assert!(!trail.contains(&token) && !trail.contains("cg_"), "{trail}");
 }
+
+/// Drift fixed by issue 12: the API and the CLI each had their own rule for knowledge
+/// questions, looser than the script checker's, so an account could get a question (`1dob`) no
+/// script can ask. One rule now: the checker's identifier.
+#[tokio::test]
+async fn a_knowledge_question_no_script_can_ask_is_refused() {
+    let app = TestApp::spawn().await;
+    let api = Api {
+        app: &app,
+        token: app.user("Ada Admin", Role::Admin),
+    };
+    for question in ["1dob", "-dob", "_dob"] {
+        let (status, body) = api
+            .post(
+                "/api/accounts",
+                json!({ "id": "ACC-Q1", "name": "X", "phone": "+48601000002", "knowledge": { question: "14031985" } }),
+            )
+            .await;
+        assert_eq!(status, 400, "{question} → {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("knowledge question {question:?}")),
+            "{error}"
+        );
+        assert!(!error.contains("14031985"), "{error}");
+    }
+    let (status, body) = api
+        .post(
+            "/api/accounts",
+            json!({ "id": "ACC-Q1", "name": "X", "phone": "+48601000002", "knowledge": { "dob2": "14031985" } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let questions: i64 = app
+        .sql()
+        .query_row("SELECT COUNT(*) FROM account_knowledge", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(questions, 1, "only the valid question was stored");
+}

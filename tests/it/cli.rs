@@ -520,6 +520,121 @@ fn malformed_id_name_or_attribute_is_refused() {
     }
 }
 
+/// Drift fixed by issue 12: a knowledge question must be one a script can ask (the checker's
+/// identifier rule), from the CLI as from the API; the answer is never echoed.
+#[test]
+fn a_knowledge_question_no_script_can_ask_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for question in ["1dob", "-dob", "Dob"] {
+        let arg = format!("--knowledge={question}=14031985");
+        let out = add_account(dir.path(), "ACC-Q1", "601 555 778", &[&arg]);
+        assert_refused(&out, &format!("knowledge question {question:?}"));
+        assert!(!stderr(&out).contains("14031985"), "{}", describe(&out));
+        assert_eq!(count(dir.path(), "accounts"), 0, "{question} wrote a row");
+    }
+    let out = add_account(
+        dir.path(),
+        "ACC-Q1",
+        "601 555 778",
+        &["--knowledge", "dob=1403x985"],
+    );
+    assert_refused(&out, "the answer must be 1-20 digits");
+    assert!(!stderr(&out).contains("1403x985"), "{}", describe(&out));
+    assert_ok(&add_account(
+        dir.path(),
+        "ACC-Q1",
+        "601 555 778",
+        &["--knowledge", "dob=14031985"],
+    ));
+    assert_eq!(count(dir.path(), "account_knowledge"), 1);
+}
+
+/// Drift fixed by issue 12: the CLI's changes went unaudited (the API audited its own). Every
+/// change now writes the same entry whichever entry point made it, naming the operator.
+#[test]
+fn every_cli_change_is_in_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        assert_ok(&callgate_env(dir.path(), args, &[("USER", "olga")]));
+    };
+    run(&[
+        "account",
+        "add",
+        "--id",
+        "ACC-1",
+        "--name",
+        "Jan",
+        "--phone",
+        "601 555 777",
+        "--code",
+        "73914628",
+    ]);
+    run(&["account", "set-phone", "ACC-1", "601 555 778"]);
+    run(&["account", "call-code", "ACC-1"]);
+    run(&["account", "unlock", "ACC-1"]);
+    run(&["account", "visible-attributes", "plan"]);
+    run(&["user", "add", "alice", "--role", "agent"]);
+    run(&["account", "remove", "ACC-1"]);
+    run(&[
+        "account",
+        "add",
+        "--id",
+        "ACC-2",
+        "--name",
+        "Ewa",
+        "--phone",
+        "601 555 779",
+    ]);
+    run(&["account", "forget", "ACC-2", "--yes"]);
+    run(&["keys", "rotate"]);
+    run(&["keys", "retire", "v1"]);
+
+    let conn = open_db(dir.path());
+    let mut stmt = conn
+        .prepare("SELECT actor, action, subject, detail FROM audit_log ORDER BY seq")
+        .unwrap();
+    let trail: Vec<(String, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let entries: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .map(|(actor, action, subject, _)| (actor.as_str(), action.as_str(), subject.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("cli:olga", "account.add", "account:ACC-1"),
+            ("cli:olga", "account.set_phone", "account:ACC-1"),
+            ("cli:olga", "account.call_code", "account:ACC-1"),
+            ("cli:olga", "account.unlock", "account:ACC-1"),
+            ("cli:olga", "visible_attributes.set", "settings"),
+            ("cli:olga", "user.add", "user:alice"),
+            ("cli:olga", "account.remove", "account:ACC-1"),
+            ("cli:olga", "account.add", "account:ACC-2"),
+            ("cli:olga", "account.forget", "account:forgotten"),
+            ("cli:olga", "keys.rotate", "keys"),
+            ("cli:olga", "keys.retire", "keys"),
+        ]
+    );
+    // No personal value or secret in any entry.
+    let text = format!("{trail:?}");
+    for secret in [
+        "73914628",
+        "601555777",
+        "601555778",
+        "601555779",
+        "Jan",
+        "Ewa",
+        "cg_",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let verified = assert_ok(&callgate(dir.path(), &["audit", "verify"]));
+    assert!(verified.contains("audit trail intact"), "{verified}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // account add --totp, secrets at rest, key file
 // ---------------------------------------------------------------------------------------------

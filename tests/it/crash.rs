@@ -95,7 +95,7 @@ async fn calls_until_killed(base: String, phone: String, code: String) -> Vec<Se
     let http = reqwest::Client::new();
     let mut seen = Vec::new();
     loop {
-        let leg = callgate::twilio::client::CallLeg::new(&phone, DIALED);
+        let leg = callgate::twilio::emulator::CallLeg::new(&phone, DIALED);
         let mut record = Seen {
             call_sid: leg.call_sid.clone(),
             ..Seen::default()
@@ -140,7 +140,7 @@ async fn guesses_until_killed(base: String, round: u32) {
     let http = reqwest::Client::new();
     loop {
         let phone = format!("+48790{round:02}0000");
-        let leg = callgate::twilio::client::CallLeg::new(&phone, DIALED);
+        let leg = callgate::twilio::emulator::CallLeg::new(&phone, DIALED);
         if post(&http, &base, "/twilio/voice", &leg.params("ringing", &[]))
             .await
             .is_none()
@@ -267,7 +267,7 @@ async fn sigterm_lets_the_webhook_in_flight_finish() {
     // Another process holds the write lock, so the webhook stays in flight.
     let blocker = rusqlite::Connection::open(dir.join("callgate.db")).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let leg = callgate::twilio::client::CallLeg::new("+48700000800", DIALED);
+    let leg = callgate::twilio::emulator::CallLeg::new("+48700000800", DIALED);
     let sid = leg.call_sid.clone();
     let base = server.addr.clone();
     let in_flight = tokio::spawn(async move {

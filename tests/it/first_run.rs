@@ -82,3 +82,56 @@ async fn demo_server_and_softphone_make_a_complete_first_call() {
     );
     assert!(!out.contains("handed off"), "{out}");
 }
+
+/// Issue 12: a clean first start logged `ERROR r2d2: database is locked` (the pool's connections
+/// raced to switch the new file to WAL). A first start logs no ERROR; a few fresh starts give a
+/// race more than one chance to show.
+#[tokio::test]
+async fn a_first_start_logs_no_error() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start_with(&dir.path().join("data"), &["--demo"]);
+        server.wait_ready().await;
+        let logged = server.stderr.lock().unwrap().join("\n");
+        assert!(logged.contains("callgate serving"), "{logged}");
+        assert!(!logged.contains("ERROR"), "{logged}");
+    }
+}
+
+/// Issue 12: the demo's hint said `callgate call`, which someone who ran `cargo run` does not
+/// have. The printed command now works when pasted into a shell as it is (the reader's second
+/// terminal has the Twilio token, as the hint says).
+#[tokio::test]
+async fn the_demo_hint_is_a_command_that_works_when_pasted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with(&dir.path().join("data"), &["--demo"]);
+    server.wait_ready().await;
+    let hint = server
+        .printed("  CALLGATE_AGENT_TOKEN=")
+        .expect("the call command printed");
+    assert!(hint.contains(" call --url "), "{hint}");
+    let code_line = server.printed("account DEMO-1001").unwrap();
+    let code = after(&code_line, " code ").to_owned();
+    // Pasted in another directory, with nothing of this test's environment but the token.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} --keys '{code}#,1'", hint.trim()))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CALLGATE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{hint}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("handed off: enqueued to queue billing"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"name\": \"Jan Kowalski\""), "{stdout}");
+}

@@ -220,6 +220,79 @@ async fn publishing_a_number_another_script_answers_is_refused() {
     assert_eq!(status, 422, "{body}");
 }
 
+/// Drift fixed by issue 12: `callgate script publish` published a script binding a number
+/// another script answers (the API refused it), and the next start aborted. Both now run the
+/// same whole-set check and refuse with the same message, publishing nothing.
+#[tokio::test]
+async fn cli_publish_refuses_a_number_bound_twice_as_the_api_does() {
+    let app = TestApp::spawn().await;
+    let api = Api {
+        app: &app,
+        token: app.user("admin", Role::Admin),
+    };
+    let third = shipped().replace(
+        "name = \"default\"",
+        &format!("name = \"third\"\nnumbers = [\"{BILINGUAL}\"]"),
+    );
+    let (status, saved) = api.put_source("third", &third).await;
+    assert_eq!(status, 201, "{saved}");
+
+    let (status, refused) = api
+        .post("/api/scripts/third/publish", json!({ "version": 1 }))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"].as_str().unwrap().to_owned();
+    assert_eq!(
+        message,
+        format!("number {BILINGUAL} is bound to both bilingual and third")
+    );
+
+    let out = callgate_cli(&app.data_dir, &["script", "publish", "third", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains(&message), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("published"),
+        "{out:?}"
+    );
+
+    // Nothing was published: no version of `third` is live, no publish was recorded, and the
+    // published set still loads as the next start will load it.
+    let store = app.store();
+    assert_eq!(
+        store.read_sync(|db| db.published_version("third")).unwrap(),
+        None
+    );
+    let publishes: i64 = app
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'script.publish' AND subject = 'script:third'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(publishes, 0);
+    assert!(
+        store
+            .read_sync(callgate::ivr::script::published_set)
+            .is_ok()
+    );
+
+    // A version that does hold together is published by the CLI as before.
+    let fixed = third.replace(
+        &format!("numbers = [\"{BILINGUAL}\"]"),
+        "numbers = [\"+48225550199\"]",
+    );
+    let (status, saved) = api.put_source("third", &fixed).await;
+    assert_eq!(status, 201, "{saved}");
+    let out = callgate_cli(&app.data_dir, &["script", "publish", "third", "2"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        store.read_sync(|db| db.published_version("third")).unwrap(),
+        Some(2)
+    );
+}
+
 #[tokio::test]
 async fn the_simulator_runs_a_draft_against_test_accounts_only() {
     let app = TestApp::spawn().await;

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::proofs::AlertGate;
 use crate::ivr::routing::Model;
 use crate::ivr::script::Catalog;
 use crate::ivr::sounds::SoundIndex;
+use crate::verify::AlertGate;
 use crate::verify::{Limits, LiveKeyring};
 
 /// Everything the flow needs besides the database.

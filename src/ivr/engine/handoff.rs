@@ -18,22 +18,22 @@ impl Flow<'_> {
             bail!("{name} is not a hand-off step");
         };
         let via = *via;
-        let category = self.call.category.clone().unwrap_or_default();
+        let department = self.call.department.clone().unwrap_or_default();
         self.call.handed_off_at = Some(self.now);
         self.call.handoff = Some(via.as_str().to_owned());
         self.call.state.handoff_step = Some(name.to_owned());
         self.call.enter(HANDED_OFF);
         let handoff = crate::metrics::Handoff {
-            category: category.clone(),
+            category: department.clone(),
             level: self.call.level().as_str(),
         };
         self.ctx.metrics.handoffs.get_or_create(&handoff).inc();
-        self.log(&format!("handing off to {category}"));
+        self.log(&format!("handing off to {department}"));
         let queue = self
             .script
             .departments
-            .get(&category)
-            .map_or(category.clone(), |d| d.queue.clone());
+            .get(&department)
+            .map_or(department.clone(), |d| d.queue.clone());
         self.call.state.note(
             self.now,
             name,
@@ -52,12 +52,11 @@ impl Flow<'_> {
         else {
             bail!("{name} is not a hand-off step");
         };
-        let category = self.call.category.clone().unwrap_or_default();
-        let dept = self
-            .script
-            .departments
-            .get(&category)
-            .with_context(|| format!("hand-off without a defined department ({category:?})"))?;
+        let department = self.call.department.clone().unwrap_or_default();
+        let dept =
+            self.script.departments.get(&department).with_context(|| {
+                format!("hand-off without a defined department ({department:?})")
+            })?;
         Ok(Reply {
             says: said,
             next: Next::HandOff(Box::new(HandOff {
@@ -65,7 +64,7 @@ impl Flow<'_> {
                 prompt: prompt.as_deref().map(|p| self.prompt(p)),
                 via: *via,
                 desk: Desk {
-                    department: category.clone(),
+                    department: department.clone(),
                     queue: dept.queue.clone(),
                     workflow_sid: dept.workflow_sid.clone(),
                     client_identity: dept.client_identity.clone(),

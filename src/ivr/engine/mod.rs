@@ -16,7 +16,7 @@
 //! - `speech`: a speech menu's words, routed to a department.
 //! - `ask`: the question a step puts to the caller.
 //! - `handoff`: leaving the IVR for an agent, and coming back when nobody answered.
-//! - `proofs`: checking codes, authenticator digits and answers; failures and lockouts.
+//! - `proofs`: a verify step's keys, checked by `crate::verify`, taken into the call.
 
 mod answer;
 mod ask;
@@ -35,7 +35,6 @@ use anyhow::Context;
 
 pub use self::context::IvrContext;
 pub use self::input::{CallInput, Speech};
-pub use self::proofs::AlertGate;
 use super::reply::{Audio, Reply, Utterance};
 use super::script::model::TECHNICAL_ERROR_PROMPT;
 use super::script::{Script, Step};
@@ -89,7 +88,7 @@ pub fn handle(
 /// The version a call started on; the published one if that version has gone (a call row
 /// written by a status callback alone has none).
 fn script_of(db: &dyn Db, ctx: &IvrContext, call: &Call) -> anyhow::Result<Arc<Script>> {
-    if let Some(v) = call.script_version_no
+    if let Some(v) = call.script_version
         && let Some(script) = ctx.scripts.version(db, &call.script, v)?
     {
         return Ok(script);
@@ -165,8 +164,8 @@ fn new_call(script: &Script, input: &CallInput, now: i64) -> Call {
         called: input.called.clone(),
         stir_verstat: input.stir.as_ref().map(ToString::to_string),
         script: script.name.clone(),
-        script_version: script.sha.clone(),
-        script_version_no: Some(script.version),
+        script_sha: script.sha.clone(),
+        script_version: Some(script.version),
         language: script.language_for(input.called.as_deref()).to_owned(),
         step: script.start.clone(),
         state: Default::default(),
@@ -176,7 +175,7 @@ fn new_call(script: &Script, input: &CallInput, now: i64) -> Call {
         caller_id_match: false,
         factors: Default::default(),
         failed_attempts: 0,
-        category: None,
+        department: None,
         handoff: None,
         status: "in-progress".into(),
         end_reason: None,

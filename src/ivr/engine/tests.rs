@@ -10,7 +10,7 @@ use crate::ivr::reply::{Ask, Next};
 use crate::ivr::script::{Catalog, Env, ScriptSet, check};
 use crate::ivr::sounds::SoundIndex;
 use crate::store::calls::ENDED;
-use crate::verify::LiveKeyring;
+use crate::verify::{AlertGate, LiveKeyring};
 
 const SHIPPED: &str = include_str!("../../../ivr-scripts/default.toml");
 const SID: &str = "CA0123456789abcdef0123456789abcdef";

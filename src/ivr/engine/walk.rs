@@ -66,7 +66,7 @@ impl Flow<'_> {
                         .departments
                         .get(department)
                         .map_or(AssuranceLevel::None, |d| d.requires);
-                    self.call.category = Some(department.clone());
+                    self.call.department = Some(department.clone());
                     let level = self.call.level();
                     if level >= requires {
                         self.call.state.note(

@@ -14,7 +14,7 @@ use super::model::{
     Via,
 };
 use super::raw::{Name, RawInput, RawScript, RawStep};
-use crate::domain::SipUri;
+use crate::domain::{SipUri, is_identifier};
 use crate::verify::{AssuranceLevel, Factor, Factors};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -1726,14 +1726,6 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         before[nl + 1..].chars().count()
     }) + 1;
     (line, col)
-}
-
-fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 40
-        && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn is_language_tag(s: &str) -> bool {

@@ -182,7 +182,8 @@ impl Catalog {
     }
 }
 
-fn published_set(db: &dyn Db) -> anyhow::Result<ScriptSet> {
+/// Every published version, compiled. Whether they hold together is `ScriptSet::from_scripts`.
+pub fn published_scripts(db: &dyn Db) -> anyhow::Result<Vec<Arc<Script>>> {
     let mut list = Vec::new();
     for (name, version, source) in db.published_scripts()? {
         let checked = check(&source, Env::default());
@@ -196,7 +197,12 @@ fn published_set(db: &dyn Db) -> anyhow::Result<ScriptSet> {
         script.version = version;
         list.push(Arc::new(script));
     }
-    ScriptSet::from_scripts(list).context("the published scripts")
+    Ok(list)
+}
+
+/// The published scripts as the set that answers calls; refused if they do not hold together.
+pub fn published_set(db: &dyn Db) -> anyhow::Result<ScriptSet> {
+    ScriptSet::from_scripts(published_scripts(db)?).context("the published scripts")
 }
 
 /// One `*.toml` file of a scripts directory, read and checked.
@@ -235,37 +241,4 @@ pub fn read_dir(dir: &Path, env: Env<'_>) -> anyhow::Result<Vec<ScriptFile>> {
             })
         })
         .collect()
-}
-
-/// What importing the scripts directory did.
-#[derive(Debug, Default)]
-pub struct Import {
-    /// (script, new version) for every file that changed and was published.
-    pub published: Vec<(String, i64)>,
-    /// Rendered problems of files that were not imported.
-    pub rejected: Vec<String>,
-}
-
-/// Imports the files at start: a file whose text no version of its script has yet becomes a new version and is published (files are how scripts are deployed from version
-/// control). A file with errors is not imported; the version published before keeps answering.
-pub fn import_dir(db: &dyn Db, dir: &Path, env: Env<'_>, now: i64) -> anyhow::Result<Import> {
-    let mut import = Import::default();
-    for file in read_dir(dir, env)? {
-        let Some(script) = &file.checked.script else {
-            let origin = file.origin();
-            import
-                .rejected
-                .extend(file.checked.errors().map(|p| p.render(&origin)));
-            continue;
-        };
-        // A text that any version already has is not new: the file was imported before, and
-        // versions an admin saved since then must not be overridden by it at every restart.
-        if db.script_has_source(&script.name, &file.source)? {
-            continue;
-        }
-        let version = db.add_script_version(&script.name, &file.source, "file", "file", now)?;
-        db.publish_script(&script.name, version, "file", now)?;
-        import.published.push((script.name.clone(), version));
-    }
-    Ok(import)
 }

@@ -59,15 +59,24 @@ impl SqliteBackend {
         super::create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         restrict_database_files(&path)?;
+        // One connection switches the file to WAL and migrates it before the pool opens its
+        // connections. Switching the journal mode needs the file to itself: when the pool's
+        // connections did it as they opened, several at once on a new file, some were refused
+        // at once with "database is locked" (no busy wait applies), which r2d2 logged as an
+        // ERROR on every first start that lost the race.
+        let mut first = open_connection(&path)?;
+        first
+            .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .with_context(|| format!("switching {} to WAL", path.display()))?;
+        migrations::apply(&mut first)
+            .with_context(|| format!("migrating database {}", path.display()))?;
+        drop(first);
         let manager = SqliteConnectionManager::file(&path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("opening database {}", path.display()))?;
-        let mut conn = pool.get().context("database connection")?;
-        migrations::apply(&mut conn)
-            .with_context(|| format!("migrating database {}", path.display()))?;
         Ok(Self {
             pool,
             path,
@@ -186,14 +195,14 @@ fn restrict_database_files(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
-/// process crash (kill -9); busy_timeout lets the CLI and the server share the file.
+/// Each connection's settings. WAL (readers never block the writer) is a property of the file,
+/// set once by `SqliteBackend::open`. synchronous=NORMAL in WAL mode loses nothing on a process
+/// crash (kill -9); busy_timeout lets the CLI and the server share the file.
 fn configure(c: &mut Connection) -> rusqlite::Result<()> {
     c.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA busy_timeout = 5000;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;
          PRAGMA secure_delete = ON;",
     )
 }

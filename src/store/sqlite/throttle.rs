@@ -3,12 +3,7 @@
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::throttle::{FailureKind, FailureOutcome, ThrottleDb};
-use crate::verify::Limits;
-
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+use crate::store::throttle::{FailureKind, ThrottleDb};
 
 /// Counts one failure in this minute's bucket and estimates the failures of the last 60 s: this
 /// minute's count plus the previous minute's, weighted by how much of it is still in the window.
@@ -51,64 +46,56 @@ impl ThrottleDb for Connection {
         Ok(until.is_some_and(|t| t > now))
     }
 
-    fn record_failure(
+    fn log_failure(
         &self,
-        limits: &Limits,
         caller: &str,
-        accounts: &[String],
+        account: Option<&str>,
         call_sid: &str,
         kind: FailureKind,
         now: i64,
-    ) -> anyhow::Result<FailureOutcome> {
-        let mut outcome = FailureOutcome::default();
+    ) -> anyhow::Result<()> {
         self.prepare_cached(
-        "INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        now,
-        caller,
-        accounts.first(),
-        call_sid,
-        kind.as_str()
-    ])
-    .context("recording failure")?;
+            "INSERT INTO failures (at, caller, account_id, call_sid, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![now, caller, account, call_sid, kind.as_str()])
+        .context("recording failure")?;
+        Ok(())
+    }
 
-        let mut bump = self.prepare_cached(
-        "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = ?1 RETURNING failed_count",
-    )?;
-        for account in accounts {
-            let count: Option<u32> = bump.query_row([account], |r| r.get(0)).optional()?;
-            if count.is_some_and(|c| c >= limits.account_max_failures) {
-                // The lock starts a fresh count: after it expires the next run of failures locks again.
-                self.prepare_cached(
-                "UPDATE accounts SET locked_until = ?2, failed_count = 0, last_locked_at = ?3 WHERE id = ?1",
-            )?
-            .execute(params![account, now + ms(limits.account_lock), now])?;
-                outcome.accounts_locked.push(account.clone());
-            }
-        }
+    fn bump_account_failures(&self, account_id: &str) -> anyhow::Result<Option<u32>> {
+        self.prepare_cached(
+            "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = ?1 RETURNING failed_count",
+        )?
+        .query_row([account_id], |r| r.get(0))
+        .optional()
+        .context("counting an account's failure")
+    }
 
-        let from_number: u32 = self
-            .prepare_cached("SELECT COUNT(*) FROM failures WHERE caller = ?1 AND at > ?2")?
-            .query_row(params![caller, now - ms(limits.number_window)], |r| {
-                r.get(0)
-            })?;
-        if from_number >= limits.number_max_failures {
-            // Reported once, when the lock starts: failures while locked only extend it.
-            let already = self.number_locked(caller, now)?;
-            self.prepare_cached(
-                "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)
+    fn lock_account(&self, account_id: &str, until: i64, now: i64) -> anyhow::Result<()> {
+        self.prepare_cached(
+            "UPDATE accounts SET locked_until = ?2, failed_count = 0, last_locked_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![account_id, until, now])?;
+        Ok(())
+    }
+
+    fn failures_from_number_since(&self, caller: &str, since: i64) -> anyhow::Result<u32> {
+        self.prepare_cached("SELECT COUNT(*) FROM failures WHERE caller = ?1 AND at > ?2")?
+            .query_row(params![caller, since], |r| r.get(0))
+            .context("counting a number's failures")
+    }
+
+    fn lock_number(&self, caller: &str, until: i64) -> anyhow::Result<()> {
+        self.prepare_cached(
+            "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)
              ON CONFLICT(caller) DO UPDATE SET locked_until = MAX(locked_until, ?2)",
-            )?
-            .execute(params![caller, now + ms(limits.number_lock)])?;
-            outcome.number_locked = !already;
-        }
+        )?
+        .execute(params![caller, until])?;
+        Ok(())
+    }
 
-        let last_minute = failures_last_minute(self, now)?;
-        if last_minute > i64::from(limits.global_alert_per_minute) {
-            outcome.global_alert = Some(last_minute);
-        }
-        Ok(outcome)
+    fn count_failure_last_minute(&self, now: i64) -> anyhow::Result<i64> {
+        failures_last_minute(self, now)
     }
 
     fn reset_account_failures(&self, account_id: &str) -> anyhow::Result<()> {

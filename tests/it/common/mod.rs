@@ -13,7 +13,7 @@ use callgate::startup::{AppState, serve};
 use callgate::store::Store;
 use callgate::store::accounts::NewAccount;
 use callgate::store::users::{self, Role};
-use callgate::twilio::client::CallLeg;
+use callgate::twilio::emulator::CallLeg;
 use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
 use callgate::verify::{Keyring, totp};
