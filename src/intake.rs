@@ -27,7 +27,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::metrics::Metrics;
 
@@ -126,7 +126,7 @@ async fn collect(body: Body, max: usize) -> Result<Bytes, Unread> {
 
 /// A refusal that also closes the connection: what is left of the body is never read.
 fn refuse(status: StatusCode, reason: &'static str) -> Response {
-    let mut response = (status, reason).into_response();
+    let mut response = crate::error::refusal(status, reason);
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

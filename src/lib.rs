@@ -3,6 +3,7 @@
 //! Where things live:
 //! - `twilio/`: webhooks in (signature, parameters read into the engine's `CallInput`), the
 //!   engine's `Reply` out as TwiML (`twilio::render`).
+//! - `api/`: the JSON API's extractors, whose refusals are `error::ApiError`s like any other.
 //! - `ivr/`: the call flow and the scripts that drive it (`ivr::engine` walks a script: one
 //!   webhook's input in, a `Reply` out, with no HTTP and no gateway language).
 //! - `verify/`: keys, TOTP, call codes, assurance levels, guessing limits.
@@ -12,6 +13,7 @@
 //!   validation, audit entries and the scripts' whole-set check live there, on `&dyn Db`.
 //! - `agent/`: the screen-pop and the API agents read it from.
 //! - `cli/`, `softphone/`: the `callgate` command and its terminal softphone.
+//! - `clock`: where "now" comes from (the system's, or a test's that it moves).
 //! - `startup/`: wiring (state, router, background tasks); `intake`: bodies are read before
 //!   the in-flight limit.
 //! - `web/`: browser sessions, HTML pages and their assets, security headers.
@@ -19,7 +21,9 @@
 
 pub mod admin;
 pub mod agent;
+pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

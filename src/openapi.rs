@@ -8,6 +8,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::ivr::script::Problem;
 
+mod constraints;
+
 /// The body of every error answer of the JSON API.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -125,11 +127,13 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The description as JSON, built once.
+/// The description as JSON, built once: the annotations' document, with what they do not say
+/// (`constraints`).
 pub fn json() -> String {
-    ApiDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI description serializes")
+    let mut doc =
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI description serializes");
+    constraints::refine(&mut doc);
+    doc.to_string()
 }
 
 /// `GET /api/openapi.json`.

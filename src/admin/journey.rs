@@ -1,12 +1,12 @@
 //! `GET /api/calls/{sid}/journey`: a call's journey, step by step, with the time spent at each,
 //! for admins tracing where callers struggle.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 
 use super::auth::Admin;
 use crate::agent::view::Viewer;
+use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;

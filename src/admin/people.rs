@@ -6,20 +6,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use super::auth::Admin;
 use super::run_use_case;
+use crate::api::extract::{Json, Path, Query};
 use crate::domain::mask_number;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::accounts;
+use crate::store::to_rfc3339;
 use crate::store::users::{self, Role};
-use crate::store::{now_ms, to_rfc3339};
 use crate::usecases::users::ValidUser;
 use crate::usecases::{self, Actor};
 
@@ -100,7 +100,7 @@ pub async fn list_accounts(
         .read(move |db| db.search_accounts(&q, limit))
         .await
         .map_err(ApiError::internal)?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     Ok(Json(
         found.into_iter().map(|a| AccountView::of(a, now)).collect(),
     ))
@@ -185,14 +185,15 @@ pub async fn add_account(
     // Everything is checked before anything is written.
     let account = body.form().validate(state.settings.region)?;
     let (keys, actor) = (state.ivr.keys.get(), Actor::user(&admin.name));
+    let clock = state.clock.clone();
     let added = run_use_case(&state, move |db| {
-        usecases::accounts::add(db, &keys, &actor, &account, now_ms())
+        usecases::accounts::add(db, &keys, &actor, &account, clock.now_ms())
     })
     .await?;
     Ok((
         StatusCode::CREATED,
         Json(AccountCreated {
-            account: AccountView::of(added.account, now_ms()),
+            account: AccountView::of(added.account, state.clock.now_ms()),
             otpauth_uri: added.otpauth_uri,
         }),
     ))
@@ -220,8 +221,9 @@ pub async fn remove_account(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
     run_use_case(&state, move |db| {
-        usecases::accounts::remove(db, &actor, &id, now_ms())
+        usecases::accounts::remove(db, &actor, &id, clock.now_ms())
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -249,8 +251,9 @@ pub async fn unlock_account(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
     run_use_case(&state, move |db| {
-        usecases::accounts::unlock(db, &actor, &id, now_ms())
+        usecases::accounts::unlock(db, &actor, &id, clock.now_ms())
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -342,8 +345,9 @@ pub async fn add_user(
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
     let user = ValidUser::parse(&body.name, &body.role, &body.departments)?;
     let (added, actor) = (user.clone(), Actor::user(&admin.name));
+    let clock = state.clock.clone();
     let token = run_use_case(&state, move |db| {
-        usecases::users::add(db, &actor, &added, now_ms())
+        usecases::users::add(db, &actor, &added, clock.now_ms())
     })
     .await?;
     Ok((
@@ -380,8 +384,9 @@ pub async fn remove_user(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::user(&admin.name);
+    let clock = state.clock.clone();
     run_use_case(&state, move |db| {
-        usecases::users::remove(db, &actor, &name, now_ms())
+        usecases::users::remove(db, &actor, &name, clock.now_ms())
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,19 +2,19 @@
 //! versions, publish and roll back; `/api/audit`: the trail. Publishing swaps the live set at
 //! once: the next call takes the new version, calls in progress keep theirs.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::graph::{self, Graph};
 use super::run_use_case;
+use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
 use crate::ivr::script::{self, Problem};
 use crate::startup::AppState;
-use crate::store::{Db, audit, now_ms, scripts as stored};
+use crate::store::{Db, audit, scripts as stored};
 use crate::usecases::Actor;
 use crate::usecases::scripts::{self as use_case, Draft, MAX_SOURCE_BYTES};
 
@@ -239,8 +239,9 @@ pub async fn save(
     let source = source_of(&headers, &body)?;
     let draft = Draft::check(&name, source, state.ivr.scripts.env()).map_err(ApiError::from)?;
     let actor = Actor::user(&user.name);
+    let clock = state.clock.clone();
     let saved = run_use_case(&state, move |db| {
-        use_case::save_draft(db, &actor, draft, "api", now_ms())
+        use_case::save_draft(db, &actor, draft, "api", clock.now_ms())
     })
     .await?;
     Ok((
@@ -330,6 +331,7 @@ pub async fn version(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct PublishBody {
+    #[serde(deserialize_with = "crate::api::extract::integer")]
     version: i64,
 }
 
@@ -415,8 +417,16 @@ async fn publish_or_roll_back(
     use_case: PublishUseCase,
 ) -> Result<Json<Published>, ApiError> {
     let (ivr, actor) = (state.ivr.clone(), Actor::user(actor));
+    let clock = state.clock.clone();
     let published = run_use_case(state, move |db| {
-        use_case(db, ivr.scripts.env(), &actor, &name, version, now_ms())
+        use_case(
+            db,
+            ivr.scripts.env(),
+            &actor,
+            &name,
+            version,
+            clock.now_ms(),
+        )
     })
     .await?;
     let catalog = state.ivr.clone();

@@ -5,22 +5,21 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use crate::agent::ScreenPop;
 use crate::agent::view::Viewer;
+use crate::api::extract::{Json, Path};
 use crate::domain::{CallSid, CallerId, Keypad, StirVerstat};
 use crate::error::ApiError;
 use crate::ivr::engine::{self, CallInput, Event, IvrContext, Speech};
 use crate::ivr::script::{self, Catalog, Script, ScriptSet};
 use crate::startup::AppState;
-use crate::store::{Store, calls, now_ms};
+use crate::store::{Store, calls};
 use crate::twilio::twiml::{DialTarget, Prompt, Response, Verb};
 use crate::twilio::{render, voice};
 use crate::verify::AlertGate;
@@ -28,7 +27,7 @@ use crate::verify::AlertGate;
 /// Simulations kept at once; the least recently used goes first.
 const MAX_SESSIONS: usize = 32;
 /// A simulation nobody touched for this long is dropped.
-const IDLE: Duration = Duration::from_secs(30 * 60);
+const IDLE_MS: i64 = 30 * 60 * 1000;
 
 struct Session {
     /// The scratch store (`Store::scratch_with_test_accounts`).
@@ -39,7 +38,8 @@ struct Session {
     called: Option<String>,
     stir: Option<StirVerstat>,
     call_sid: CallSid,
-    last_used: Instant,
+    /// On the application's clock.
+    last_used: i64,
 }
 
 /// The live simulations, by session id.
@@ -56,11 +56,11 @@ impl Simulations {
         }
     }
 
-    fn insert(&self, id: String, session: Session) {
+    fn insert(&self, id: String, session: Session, now: i64) {
         let mut sessions = self.sessions();
         sessions.retain(|_, s| {
             s.lock()
-                .map(|s| s.last_used.elapsed() < IDLE)
+                .map(|s| now - s.last_used < IDLE_MS)
                 .unwrap_or(false)
         });
         if sessions.len() >= MAX_SESSIONS {
@@ -87,6 +87,7 @@ pub struct StartBody {
     source: Option<String>,
     /// ... or a saved script: its published version, or `version`.
     script: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::extract::optional_integer")]
     version: Option<i64>,
     /// The caller ID; empty or absent for a withheld number.
     #[serde(default)]
@@ -186,6 +187,7 @@ pub async fn start(
     let store = state.store.clone();
     let ivr = state.ivr.clone();
     let simulations = state.simulations.clone();
+    let clock = state.clock.clone();
     tracing::info!(admin = %user.name, script = %script.name, "simulated call started");
     let turn = tokio::task::spawn_blocking(move || {
         let db = store.scratch_with_test_accounts()?;
@@ -216,13 +218,20 @@ pub async fn start(
             called,
             stir,
             call_sid,
-            last_used: Instant::now(),
+            last_used: clock.now_ms(),
         };
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let id = hex::encode(id);
-        let turn = play(&mut session, &id, Event::Incoming, None, None)?;
-        simulations.insert(id, session);
+        let turn = play(
+            &mut session,
+            &id,
+            Event::Incoming,
+            None,
+            None,
+            clock.now_ms(),
+        )?;
+        simulations.insert(id, session, clock.now_ms());
         anyhow::Ok(turn)
     })
     .await
@@ -266,12 +275,14 @@ pub async fn step(
             "digits: up to 32 keypad keys (0-9, * and #)".into(),
         ));
     }
+    let clock = state.clock.clone();
     let turn = tokio::task::spawn_blocking(move || {
         let mut session = match session.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        session.last_used = Instant::now();
+        let now = clock.now_ms();
+        session.last_used = now;
         let sid = session.call_sid.clone();
         let current = session
             .db
@@ -294,7 +305,7 @@ pub async fn step(
                 text: text.chars().take(500).collect(),
                 confidence: Some(0.9),
             });
-        play(&mut session, &id, event, digits, speech)
+        play(&mut session, &id, event, digits, speech, now)
     })
     .await
     .map_err(ApiError::internal)?
@@ -350,6 +361,7 @@ fn play(
     event: Event,
     digits: Option<String>,
     speech: Option<Speech>,
+    now: i64,
 ) -> anyhow::Result<Turn> {
     let input = CallInput {
         call_sid: session.call_sid.clone(),
@@ -364,7 +376,6 @@ fn play(
     let (ctx, script) = (&session.ctx, &session.script);
     let (doc, call, pop) = session.db.write_sync(|db| {
         let existing = db.call(input.call_sid.as_str())?;
-        let now = now_ms();
         let turn = engine::run(db, ctx, script, existing, &input, event, now)?;
         // The same TwiML the line would send, with the desk's pop; the admin sees the pop in full.
         let doc = voice::document(db, ctx, &turn.call, &turn.reply, now);

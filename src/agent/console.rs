@@ -4,19 +4,18 @@
 //! - `POST /api/calls/{sid}/outcome`: the agent's outcome of a call;
 //! - `GET|PUT /api/settings/visible-attributes`: which account attributes agents see (admins).
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::auth::AuthUser;
 use super::live::Tracked;
 use super::view::{CallView, Viewer, departments_of, may_see};
 use crate::admin::run_use_case;
+use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::events::{self, Kind};
-use crate::store::now_ms;
 use crate::store::outcomes::Outcome;
 use crate::store::users::{Role, User};
 use crate::usecases::Actor;
@@ -66,9 +65,11 @@ pub async fn queue(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let clock = state.clock.clone();
     let queue = state
         .store
         .read(move |db| {
+            let now = clock.now_ms();
             // The number first: an event committed while the lists are read is sent again
             // by the stream rather than missed.
             let last_seq = db.last_event_seq()?;
@@ -76,19 +77,19 @@ pub async fn queue(
             let mut waiting = Vec::new();
             for (sid, dept) in db.waiting_calls(QUEUE_LIMIT)? {
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(db, &sid, viewer)?
+                    && let Some(v) = CallView::by_sid(db, &sid, viewer, now)?
                 {
                     waiting.push(v);
                 }
             }
             let mut recent = Vec::new();
-            let since = now_ms() - RECENT_WINDOW_MS;
+            let since = now - RECENT_WINDOW_MS;
             for (sid, dept) in db.recent_handoffs(since, QUEUE_LIMIT)? {
                 if recent.len() >= RECENT_LIMIT as usize {
                     break;
                 }
                 if events::visible(depts, dept.as_deref())
-                    && let Some(v) = CallView::by_sid(db, &sid, viewer)?
+                    && let Some(v) = CallView::by_sid(db, &sid, viewer, now)?
                 {
                     recent.push(v);
                 }
@@ -169,6 +170,7 @@ pub async fn record_outcome(
     let viewer = Viewer::of(&user);
     let agent = user.name.clone();
     let sid_str = sid.as_str().to_owned();
+    let clock = state.clock.clone();
     let result = state
         .store
         .write(move |db| {
@@ -183,7 +185,7 @@ pub async fn record_outcome(
                     "the call was not handed to an agent".into(),
                 )));
             }
-            let now = now_ms();
+            let now = clock.now_ms();
             db.record_outcome(
                 &sid_str,
                 &Outcome {
@@ -201,7 +203,7 @@ pub async fn record_outcome(
             }
             let seq =
                 db.append_call_event(&sid_str, Kind::Outcome, call.department.as_deref(), now)?;
-            let view = CallView::by_sid(db, &sid_str, viewer)?;
+            let view = CallView::by_sid(db, &sid_str, viewer, now)?;
             Ok(Ok((seq, view)))
         })
         .await
@@ -277,8 +279,9 @@ pub async fn set_visible_attributes(
 ) -> Result<Json<VisibleAttributes>, ApiError> {
     admin_only(&user)?;
     let actor = Actor::user(&user.name);
+    let clock = state.clock.clone();
     let keys = run_use_case(&state, move |db| {
-        set_visible(db, &actor, body.attributes.as_deref(), now_ms())
+        set_visible(db, &actor, body.attributes.as_deref(), clock.now_ms())
     })
     .await?;
     Ok(Json(VisibleAttributes { attributes: keys }))

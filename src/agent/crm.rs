@@ -103,7 +103,7 @@ async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
     };
     let mut last_purge = 0i64;
     loop {
-        let now = now_ms();
+        let now = state.clock.now_ms();
         if now - last_purge > 3600 * 1000 {
             last_purge = now;
             if let Err(e) = state
@@ -144,7 +144,10 @@ async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
             .ok()
             .flatten();
         let wait = match next {
-            Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE),
+            Some(at) => {
+                Duration::from_millis(u64::try_from(at - state.clock.now_ms()).unwrap_or(0))
+                    .min(IDLE)
+            }
             None => IDLE,
         };
         if wait.is_zero() {
@@ -178,7 +181,8 @@ async fn deliver(
     client: &reqwest::Client,
     delivery: outbox::Delivery,
 ) {
-    let timestamp = now_ms() / 1000;
+    let clock = state.clock.clone();
+    let timestamp = clock.now_ms() / 1000;
     let sig = signature(&hook.secret, timestamp, &delivery.body);
     let sent = client
         .post(&hook.url)
@@ -208,7 +212,7 @@ async fn deliver(
             tracing::info!(call_sid = %delivery.call_sid, attempts, "screen-pop delivered to the CRM");
             state
                 .store
-                .write(move |db| db.crm_delivered(id, attempts, now_ms()))
+                .write(move |db| db.crm_delivered(id, attempts, clock.now_ms()))
                 .await
         }
         Some(error) => {
@@ -217,12 +221,12 @@ async fn deliver(
             metrics.crm_deliveries.get_or_create(&Kind { kind }).inc();
             let retry_at = (!give_up).then(|| {
                 let wait = backoff(hook.retry_base, attempts);
-                now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)
+                clock.now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)
             });
             tracing::warn!(call_sid = %delivery.call_sid, attempts, error = %error, give_up, "CRM webhook delivery failed");
             state
                 .store
-                .write(move |db| db.crm_failed(id, attempts, &error, retry_at, now_ms()))
+                .write(move |db| db.crm_failed(id, attempts, &error, retry_at, clock.now_ms()))
                 .await
         }
     };

@@ -253,6 +253,7 @@ pub async fn stream(
     let viewer = Viewer::of(&user);
     let (tx, rx) = mpsc::channel::<Event>(64);
     let store = state.store.clone();
+    let clock = state.clock.clone();
     let mut closing = state.hub.closing.subscribe();
     tracing::info!(user = %user.name, since = start, "agent event stream opened");
     tokio::spawn(async move {
@@ -267,12 +268,13 @@ pub async fn stream(
             .await;
         loop {
             let depts = departments.clone();
+            let now = clock.now_ms();
             let batch = store
                 .read(move |db| {
                     let (found, scanned) = db.call_events_since(last, depts.as_deref(), BATCH)?;
                     let mut out = Vec::with_capacity(found.len());
                     for e in found {
-                        let view = CallView::by_sid(db, &e.call_sid, viewer)?;
+                        let view = CallView::by_sid(db, &e.call_sid, viewer, now)?;
                         out.push((e, view));
                     }
                     Ok((out, scanned))

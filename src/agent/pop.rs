@@ -23,7 +23,6 @@ use subtle::ConstantTimeEq;
 
 use super::view::{CallView, Viewer};
 use crate::startup::AppState;
-use crate::store::now_ms;
 use crate::store::pop::PopBinding;
 use crate::verify::{Keyring, Purpose};
 use crate::web::templates;
@@ -207,7 +206,7 @@ pub async fn open(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let (call_sid, expires_at) = match check(&state.ivr.keys.get(), &token, now) {
         Checked::Valid {
             call_sid,
@@ -250,7 +249,7 @@ pub async fn open(
     }
     let view = state
         .store
-        .read(move |db| CallView::by_sid(db, &call_sid, Viewer::PopUrl))
+        .read(move |db| CallView::by_sid(db, &call_sid, Viewer::PopUrl, now))
         .await;
     let mut response = match view {
         Ok(Some(view)) => page(

@@ -2,18 +2,18 @@
 //! admins. `GET /api/me`: who the token or session belongs to (the pages' scripts start from
 //! it). The agent console's own endpoints are in `console` and `live`.
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 
 use super::ScreenPop;
 use super::auth::AuthUser;
 use super::view::{Viewer, may_see};
 use super::{console, live};
+use crate::api::extract::{Json, Path};
 use crate::domain::CallSid;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -79,6 +79,7 @@ async fn screen_pop(
     Path(call_sid): Path<String>,
 ) -> Result<Json<ScreenPop>, ApiError> {
     let sid = CallSid::parse(&call_sid).map_err(|_| ApiError::NotFound)?;
+    let now = state.clock.now_ms();
     let pop = state
         .store
         .read(move |db| {
@@ -89,7 +90,7 @@ async fn screen_pop(
             if !may_see(&user, call.department.as_deref()) {
                 return Ok(None);
             }
-            ScreenPop::load(db, &call, now_ms(), Viewer::of(&user)).map(Some)
+            ScreenPop::load(db, &call, now, Viewer::of(&user)).map(Some)
         })
         .await
         .map_err(ApiError::internal)?

@@ -9,7 +9,7 @@ use crate::domain::mask_number;
 use crate::store::calls::Call;
 use crate::store::outcomes::{Outcome, PastCall};
 use crate::store::users::{Role, User};
-use crate::store::{Db, events, now_ms};
+use crate::store::{Db, events};
 
 /// Earlier calls of the account listed in a pop.
 const RECENT_CALLS: u32 = 5;
@@ -181,9 +181,8 @@ pub fn risk_flags(pop: &ScreenPop) -> Vec<Labelled> {
 }
 
 impl CallView {
-    /// Builds the view of `call` for `viewer`.
-    pub fn load(db: &dyn Db, call: &Call, viewer: Viewer) -> anyhow::Result<Self> {
-        let now = now_ms();
+    /// Builds the view of `call` for `viewer`, at `now`.
+    pub fn load(db: &dyn Db, call: &Call, viewer: Viewer, now: i64) -> anyhow::Result<Self> {
         let pop = ScreenPop::load(db, call, now, viewer)?;
         let recent_calls = match (&call.account_id, viewer) {
             (Some(id), Viewer::Admin | Viewer::Agent) => {
@@ -224,10 +223,15 @@ impl CallView {
         })
     }
 
-    /// The view of the call `call_sid`, if it exists.
-    pub fn by_sid(db: &dyn Db, call_sid: &str, viewer: Viewer) -> anyhow::Result<Option<Self>> {
+    /// The view of the call `call_sid`, if it exists, at `now`.
+    pub fn by_sid(
+        db: &dyn Db,
+        call_sid: &str,
+        viewer: Viewer,
+        now: i64,
+    ) -> anyhow::Result<Option<Self>> {
         match db.call(call_sid)? {
-            Some(call) => Self::load(db, &call, viewer).map(Some),
+            Some(call) => Self::load(db, &call, viewer, now).map(Some),
             None => Ok(None),
         }
     }

@@ -1,8 +1,7 @@
 //! `GET /api/reports/{name}?from=&to=[&format=csv&table=N]` (admins), and the `/admin/reports`
 //! page, which draws the same reports server-side: charts as SVG, tables as HTML.
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -11,9 +10,9 @@ use serde::Deserialize;
 
 use super::{NAMES, Report};
 use crate::admin::auth::Admin;
+use crate::api::extract::{Json, Path, Query};
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::now_ms;
 use crate::web::session::AdminUser;
 use crate::web::templates;
 
@@ -61,10 +60,11 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, ApiError> {
 }
 
 impl Period {
-    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+    /// The period's bounds; without `to`, it ends at `now`.
+    fn bounds(&self, now: i64) -> Result<(i64, i64), ApiError> {
         let to = match &self.to {
             Some(t) => parse_time(t, true)?,
-            None => now_ms(),
+            None => now,
         };
         let from = match &self.from {
             Some(f) => parse_time(f, false)?,
@@ -140,7 +140,7 @@ pub async fn report(
     Path(name): Path<String>,
     Query(period): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let (from, to) = period.bounds()?;
+    let (from, to) = period.bounds(state.clock.now_ms())?;
     let report = compute(&state, name, from, to).await?;
     if period.format.as_deref() == Some("csv") {
         let index = period.table.unwrap_or(0);
@@ -165,9 +165,10 @@ pub async fn report(
 pub async fn page(
     State(state): State<AppState>,
     AdminUser(user): AdminUser,
-    Query(period): Query<Period>,
+    // An HTML page: axum's own rejection, not the JSON API's.
+    axum::extract::Query(period): axum::extract::Query<Period>,
 ) -> Response {
-    let (from, to) = match period.bounds() {
+    let (from, to) = match period.bounds(state.clock.now_ms()) {
         Ok(b) => b,
         Err(e) => return templates::error_page(StatusCode::BAD_REQUEST, &e.to_string(), None),
     };

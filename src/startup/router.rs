@@ -74,6 +74,8 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::new())
+        // Outermost: every error of the API leaves in its one shape, wherever it was made.
+        .layer(axum::middleware::from_fn(crate::error::json_error_bodies))
         .with_state(state)
 }
 

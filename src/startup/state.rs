@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use crate::verify::AlertGate;
 use crate::verify::{Keyring, LiveKeyring};
 
@@ -21,12 +22,19 @@ pub struct AppState {
     pub simulations: Arc<crate::admin::simulator::Simulations>,
     /// Live events for the agent consoles and the CRM delivery task.
     pub hub: Arc<crate::agent::live::Hub>,
+    /// Every "now" of request handling and the background loops (tests move a manual one).
+    pub clock: Clock,
 }
 
 impl AppState {
     /// Opens the data directory (database and key file, created on first use) and loads the
     /// scripts and the sound index.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system())
+    }
+
+    /// `build`, on `clock` (a test's manual clock).
+    pub fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         if settings.twilio_tokens.is_empty() && !settings.insecure_skip_signature {
             bail!(
                 "CALLGATE_TWILIO_AUTH_TOKEN is not set: callgate cannot tell Twilio's webhooks from forgeries. \
@@ -47,7 +55,7 @@ impl AppState {
         // A key file that is not the one the database was written with fails every caller:
         // refuse to start instead, saying so.
         store.read_sync(|db| crate::store::key_usage::check_keyring(db, &keys))?;
-        let scripts = load_scripts(&store, &settings)?;
+        let scripts = load_scripts(&store, &settings, clock.now_ms())?;
         let sounds = SoundIndex::scan(&settings.sounds_dir);
         let ivr = IvrContext {
             keys: Arc::new(LiveKeyring::new(keys)),
@@ -68,6 +76,7 @@ impl AppState {
             ivr: Arc::new(ivr),
             simulations: Default::default(),
             hub: Arc::new(crate::agent::live::Hub::default()),
+            clock,
         })
     }
 }
@@ -75,12 +84,12 @@ impl AppState {
 /// Imports changed script files as new published versions (`usecases::scripts::import_files`,
 /// which checks that the published set holds together), in one transaction. A broken file is
 /// reported and skipped: the version published before keeps answering calls.
-fn load_scripts(store: &Store, settings: &Settings) -> anyhow::Result<Catalog> {
+fn load_scripts(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<Catalog> {
     let env = crate::ivr::script::Env {
         sounds_dir: Some(&settings.sounds_dir),
     };
     let import = store.write_sync(|db| {
-        crate::usecases::scripts::import_files(db, &settings.scripts_dir, env, now_ms())
+        crate::usecases::scripts::import_files(db, &settings.scripts_dir, env, now)
     })?;
     for (name, version) in &import.published {
         tracing::info!(script = %name, version, "script file imported and published");

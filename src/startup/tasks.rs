@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use super::AppState;
-use crate::store::now_ms;
 
 /// How often the server looks for versions published by another process (`callgate script
 /// publish`, a second server) and for newly trained speech models; the admin API reloads at
@@ -118,9 +117,10 @@ async fn purge_daily(state: AppState) {
     loop {
         tick.tick().await;
         let retention = state.settings.retention;
+        let now = state.clock.now_ms();
         let result = state
             .store
-            .write(move |db| db.purge_retention(&retention, now_ms()))
+            .write(move |db| db.purge_retention(&retention, now))
             .await;
         match result {
             Ok(p) => tracing::info!(

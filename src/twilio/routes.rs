@@ -3,7 +3,7 @@
 //! configured on the number also answer GET, for numbers set to call with GET.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -13,10 +13,10 @@ use super::render::{self, HANDOFF_RESULT, Twiml};
 use super::voice;
 use super::webhook::{SignedForm, read_call};
 use crate::agent::live;
+use crate::api::extract::Path;
 use crate::error::ApiError;
 use crate::ivr::engine::{self, CallInput, Event};
 use crate::startup::AppState;
-use crate::store::now_ms;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -127,11 +127,12 @@ async fn run_flow_in(
     let for_flow = params.clone();
     let span = tracing::Span::current();
     let crm = state.settings.crm_webhook.is_some();
+    let clock = state.clock.clone();
     let result = state
         .store
         .write(move |db| {
             let _in_call = span.enter();
-            let now = now_ms();
+            let now = clock.now_ms();
             // The call row is read once, by the engine; the tracker compares before and after.
             let answered = voice::answer(db, &ivr, &for_flow, event, now)?;
             // In the same transaction: the agents' events exist exactly when the change does.
@@ -193,10 +194,11 @@ async fn status_callback(
         .get("ParentCallSid")
         .and_then(|p| crate::domain::CallSid::parse(p).ok());
     tracing::info!(call_sid = %sid, status = %status, "status callback");
+    let clock = state.clock.clone();
     let tracked = state
         .store
         .write(move |db| {
-            let now = now_ms();
+            let now = clock.now_ms();
             if let Some(parent) = parent {
                 return live::track_status(db, parent.as_str(), &status, now);
             }

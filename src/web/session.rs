@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 
 use super::templates;
 use crate::startup::AppState;
-use crate::store::now_ms;
 use crate::store::sessions::{ENCODED_LEN, Lookup, SESSION_TTL_MS, Session};
 use crate::store::users::{Role, User};
 
@@ -56,11 +55,12 @@ pub async fn current_session(
     let Some(id) = session_cookie(headers) else {
         return Ok(None);
     };
+    let now = state.clock.now_ms();
     let lookup = {
         let id = id.clone();
         state
             .store
-            .read(move |db| db.lookup_session(&id, now_ms()))
+            .read(move |db| db.lookup_session(&id, now))
             .await?
     };
     match lookup {
@@ -68,7 +68,7 @@ pub async fn current_session(
         Lookup::Expired => {
             state
                 .store
-                .write(move |db| db.delete_session(&id, now_ms()))
+                .write(move |db| db.delete_session(&id, now))
                 .await?;
             Ok(None)
         }
@@ -316,13 +316,14 @@ pub async fn login(
     // A cookie from an earlier session in this browser is ended, not left to linger.
     let old = session_cookie(&headers);
     let user_id = user.id;
+    let clock = state.clock.clone();
     let created = state
         .store
         .write(move |db| {
             if let Some(old) = old {
-                db.delete_session(&old, now_ms())?;
+                db.delete_session(&old, clock.now_ms())?;
             }
-            db.create_session(user_id, now_ms())
+            db.create_session(user_id, clock.now_ms())
         })
         .await;
     let session = match created {
@@ -371,9 +372,10 @@ pub async fn logout(
                 Some((&session.user, &session.csrf_token)),
             );
         }
+        let now = state.clock.now_ms();
         if let Err(err) = state
             .store
-            .write(move |db| db.delete_session(&id, now_ms()))
+            .write(move |db| db.delete_session(&id, now))
             .await
         {
             tracing::error!(error = %format!("{err:#}"), "ending a web session failed");

@@ -552,7 +552,23 @@ async fn crm_deliveries_wait_in_the_outbox_across_a_restart() {
     let mut app = TestApp::start(data.path(), configure(url.clone())).await;
     app.add_account("ACC-8", JAN_PHONE, Some(JAN_CODE), false);
     let caller = hand_off(&app, JAN_PHONE, JAN_CODE, "1").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The delivery task tries (and fails) on its own: wait, polling, for its first failure.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempts: i64 = app
+            .sql()
+            .query_row(
+                "SELECT COALESCE(MAX(attempts), 0) FROM crm_outbox",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if attempts > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery was attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await;
 
     let received = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -238,6 +238,13 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
     );
 
     // SIGHUP makes the server read it at once; calls keep verifying with v2 alone.
+    let loads = |server: &ServerProcess| {
+        let log = server.stderr.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains("server key file loaded"))
+            .count()
+    };
+    let loaded_before = loads(&server);
     let pid = server.pid().to_string();
     assert!(
         Command::new("kill")
@@ -246,7 +253,15 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server logs each reading of the key file: wait (polling) for the one SIGHUP causes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while loads(&server) == loaded_before {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the key file"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     verify_by_code_and_totp(&server, data, CODE, &secret).await;
     let status = cli_ok(data, &["keys", "status"]);
     assert!(!status.contains("v1"), "{status}");

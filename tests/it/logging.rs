@@ -51,7 +51,22 @@ async fn logs_hold_no_secret_and_no_full_phone_number() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The process's stderr is read on another thread: wait (polling) for the refusal's line,
+    // the last one this test causes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("refused webhook"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refusal was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let logs = server.stderr.lock().unwrap().join("\n");
     assert!(

@@ -281,3 +281,104 @@ async fn authorization_matrix_of_every_api_route() {
         );
     }
 }
+
+/// Requests the extractors refuse before a handler runs come back as the JSON error body, with
+/// a status the description lists for the operation; so do errors made where no handler runs.
+#[tokio::test]
+async fn refusals_are_json_error_bodies_with_documented_statuses() {
+    use callgate::store::users::Role;
+    let app = TestApp::spawn().await;
+    let doc = fetch(&app).await;
+    let admin = app.user("refusals-admin", Role::Admin);
+    let url = |path: &str| format!("{}{path}", app.addr);
+    let cases = [
+        (
+            "no JSON content type",
+            ("post", "/api/users"),
+            app.http
+                .post(url("/api/users"))
+                .bearer_auth(&admin)
+                .body(r#"{"name": "x", "role": "agent"}"#),
+            415,
+        ),
+        (
+            "not JSON",
+            ("post", "/api/users"),
+            app.http
+                .post(url("/api/users"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            ("post", "/api/scripts/{name}/publish"),
+            app.http
+                .post(url("/api/scripts/default/publish"))
+                .bearer_auth(&admin)
+                .json(&serde_json::json!({ "version": "one" })),
+            422,
+        ),
+        (
+            "a query that does not parse",
+            ("get", "/api/accounts"),
+            app.http
+                .get(url("/api/accounts?limit=many"))
+                .bearer_auth(&admin),
+            400,
+        ),
+        (
+            "a path that does not parse",
+            ("get", "/api/scripts/{name}/versions/{version}"),
+            app.http
+                .get(url("/api/scripts/default/versions/latest"))
+                .bearer_auth(&admin),
+            400,
+        ),
+    ];
+    for (what, (method, path), request, status) in cases {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(ct, "application/json", "{what}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {body}"
+        );
+        let responses = &doc["paths"][path][method]["responses"];
+        assert!(
+            responses.get(status.to_string()).is_some(),
+            "{what}: {method} {path} does not document {status}"
+        );
+    }
+    // No handler at all: an unknown route, a method the route does not have.
+    for (request, status) in [
+        (app.http.get(url("/api/no-such-thing")), 404),
+        (app.http.patch(url("/api/users")).bearer_auth(&admin), 405),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+}
+
+/// A body's integer field reads as JSON Schema's `integer` reads it: `1.0` is 1.
+#[tokio::test]
+async fn an_integer_written_with_a_zero_fraction_is_an_integer() {
+    use callgate::store::users::Role;
+    let app = TestApp::spawn().await;
+    let admin = app.user("integers-admin", Role::Admin);
+    let r = app
+        .http
+        .post(format!("{}/api/scripts/default/publish", app.addr))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "version": 1.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}

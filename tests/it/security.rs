@@ -10,6 +10,7 @@ mod holes_http;
 use std::time::Duration;
 
 use crate::common::*;
+use callgate::clock::Clock;
 use callgate::store::users::Role;
 use callgate::twilio::signature;
 
@@ -254,7 +255,11 @@ async fn odd_but_possible_input_from_a_caller_keeps_the_call_polite() {
 
 #[tokio::test]
 async fn five_failures_lock_the_account_across_calls_and_a_correct_code_then_fails_too() {
-    let app = TestApp::spawn_with(|s| s.limits.account_lock = Duration::from_secs(2)).await;
+    // Time moves only when the test says: the lock's two seconds pass without a sleep.
+    let app = TestApp::spawn_with_clock(Clock::manual_from_now(), |s| {
+        s.limits.account_lock = Duration::from_secs(2)
+    })
+    .await;
     app.add_account("ACC-L", PHONE, Some(CODE), false);
 
     // Wrong codes from the account's own phone count against it: 3 in one call, 2 in the next.
@@ -277,7 +282,7 @@ async fn five_failures_lock_the_account_across_calls_and_a_correct_code_then_fai
         refused.said()
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     let mut later = Caller::new(&app, PHONE);
     later.dial().await;
     assert!(

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use callgate::clock::Clock;
 use callgate::config::{Settings, TwilioTokens};
 use callgate::domain::{AccountCode, AccountId, AccountName, PhoneNumber, Region};
 use callgate::startup::{AppState, serve};
+use callgate::store::Store;
 use callgate::store::accounts::NewAccount;
 use callgate::store::users::{self, Role};
-use callgate::store::{Store, now_ms};
 use callgate::twilio::emulator::CallLeg;
 use callgate::twilio::signature;
 use callgate::twilio::twiml::{self, Prompt, Verb};
@@ -49,6 +50,8 @@ pub struct TestApp {
     pub addr: String,
     pub state: AppState,
     pub data_dir: PathBuf,
+    /// The server's clock: the system's, or a manual one the test moves (`spawn_with_clock`).
+    pub clock: Clock,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -70,9 +73,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_clock(Clock::system(), configure).await
+    }
+
+    /// A server on `clock`: with `Clock::manual_from_now()`, time passes only when the test
+    /// calls `app.clock.advance(..)`.
+    pub async fn spawn_with_clock(clock: Clock, configure: impl FnOnce(&mut Settings)) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
-        let mut app = Self::start(&dir, configure).await;
+        let mut app = Self::start_inner(&dir, configure, false, clock).await;
         app._temp = Some(temp);
         app
     }
@@ -82,20 +91,21 @@ impl TestApp {
     pub async fn spawn_without_proxy() -> Self {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
-        let mut app = Self::start_inner(&dir, |_| {}, true).await;
+        let mut app = Self::start_inner(&dir, |_| {}, true, Clock::system()).await;
         app._temp = Some(temp);
         app
     }
 
     /// Starts a server on `data_dir` (which the caller keeps alive).
     pub async fn start(data_dir: &Path, configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::start_inner(data_dir, configure, false).await
+        Self::start_inner(data_dir, configure, false, Clock::system()).await
     }
 
     async fn start_inner(
         data_dir: &Path,
         configure: impl FnOnce(&mut Settings),
         public_is_local: bool,
+        clock: Clock,
     ) -> Self {
         let mut settings = test_settings(data_dir);
         configure(&mut settings);
@@ -104,7 +114,7 @@ impl TestApp {
         if public_is_local {
             settings.public_url = addr.clone();
         }
-        let state = AppState::build(settings).expect("app state");
+        let state = AppState::build_with_clock(settings, clock.clone()).expect("app state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(state.clone(), listener, async {
             let _ = rx.await;
@@ -113,6 +123,7 @@ impl TestApp {
             addr,
             state,
             data_dir: data_dir.to_owned(),
+            clock,
             _temp: None,
             shutdown: Some(tx),
             server: Some(server),
@@ -125,7 +136,7 @@ impl TestApp {
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         let temp = self._temp.take();
-        let mut app = Self::start(&self.data_dir, |_| {}).await;
+        let mut app = Self::start_inner(&self.data_dir, |_| {}, false, self.clock.clone()).await;
         app._temp = temp;
         app
     }
@@ -183,7 +194,7 @@ impl TestApp {
         };
         let keys = self.keys();
         self.store()
-            .write_sync(|db| Ok(db.add_account(&keys, &new, now_ms())?))
+            .write_sync(|db| Ok(db.add_account(&keys, &new, self.clock.now_ms())?))
             .unwrap();
         secret
     }
@@ -198,7 +209,7 @@ impl TestApp {
 
     pub fn user(&self, name: &str, role: Role) -> String {
         self.store()
-            .write_sync(|db| db.add_user(name, role, &[], now_ms()))
+            .write_sync(|db| db.add_user(name, role, &[], self.clock.now_ms()))
             .unwrap()
             .to_string()
     }
@@ -207,7 +218,7 @@ impl TestApp {
     pub fn user_in(&self, name: &str, role: Role, departments: &str) -> String {
         let departments = users::parse_departments(departments).unwrap();
         self.store()
-            .write_sync(|db| db.add_user(name, role, &departments, now_ms()))
+            .write_sync(|db| db.add_user(name, role, &departments, self.clock.now_ms()))
             .unwrap()
             .to_string()
     }

@@ -1,0 +1,3 @@
+//! The JSON API's boundary: the extractors its handlers take requests apart with.
+
+pub mod extract;
