@@ -11,7 +11,12 @@ use crate::store::Store;
 use crate::store::postgres::PgBackend;
 use crate::store::postgres::scratch_db::ScratchDatabase;
 
+mod audit;
+mod privacy;
+mod raw;
+mod reports;
 mod schema;
+mod scripts;
 
 /// A store on a fresh backend, and what keeps it alive.
 pub struct Fresh {
