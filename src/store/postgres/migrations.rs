@@ -141,8 +141,8 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
 CREATE TABLE audit_anchor (
     id    BIGINT PRIMARY KEY CHECK (id = 1),
@@ -150,6 +150,19 @@ CREATE TABLE audit_anchor (
     hash  TEXT NOT NULL,
     at    BIGINT NOT NULL
 );
+-- A delete goes through only for entries the anchor covers: the retention purge moves the
+-- anchor first, then drops what it covers, and nothing else can leave a hole in the chain.
+-- (SQLite drops and recreates its trigger inside the purge instead; here that DDL would lock
+-- audit_log against every node's reads and appends until the purge commits.)
+CREATE FUNCTION audit_log_delete_anchored() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.seq <= (SELECT seq FROM audit_anchor WHERE id = 1) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'audit_log is append-only';
+END $$;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_delete_anchored();
 
 CREATE TABLE account_knowledge (
     account_id   TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,

@@ -171,11 +171,8 @@ impl Backend for PgBackend {
     }
 
     fn purge_erased_copies(&self) -> anyhow::Result<()> {
-        // Deleted rows live on in dead tuples until VACUUM reclaims them.
         let mut client = self.pool.get().context("database connection")?;
-        client
-            .batch_execute("VACUUM accounts, account_knowledge, calls, call_codes, failures")
-            .context("vacuuming erased rows")
+        privacy::purge_erased_copies(&mut client)
     }
 
     fn describe(&self) -> String {
