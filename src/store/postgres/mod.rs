@@ -200,9 +200,3 @@ pub fn redact(url: &str) -> String {
             .join(" "),
     }
 }
-
-/// What a storage method not yet carried over to PostgreSQL answers: an error naming it, never
-/// a wrong answer.
-fn not_yet() -> anyhow::Error {
-    anyhow!("this operation is not available on PostgreSQL yet")
-}
