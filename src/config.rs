@@ -134,6 +134,8 @@ pub fn parse_frame_origins(list: &str) -> anyhow::Result<Vec<String>> {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the data directory's SQLite file (`CALLGATE_DATABASE_URL`).
+    pub database_url: Option<crate::store::DatabaseUrl>,
     /// The base URL Twilio is configured with, without a trailing slash.
     pub public_url: String,
     pub scripts_dir: PathBuf,
@@ -180,6 +182,7 @@ impl Settings {
             listen,
             public_url: format!("http://{listen}"),
             data_dir,
+            database_url: None,
             scripts_dir: PathBuf::from(DEFAULT_SCRIPTS_DIR),
             sounds_dir: PathBuf::from(DEFAULT_SOUNDS_DIR),
             twilio_tokens: TwilioTokens::default(),

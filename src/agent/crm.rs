@@ -7,16 +7,22 @@
 //!
 //! A non-2xx answer, a timeout or a refused connection is retried with exponential backoff
 //! (the base doubling up to 10 minutes), up to the configured number of attempts.
+//!
+//! Every server on the database runs this task (several nodes on PostgreSQL, or a second
+//! server on one SQLite file): each claims the due deliveries for a while (`LEASE`) before
+//! sending them, so a delivery is sent by one of them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::Notify;
 
 use crate::config::CrmWebhook;
 use crate::metrics::Kind;
 use crate::startup::AppState;
-use crate::store::outbox;
+use crate::store::{Store, now_ms, outbox};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -24,6 +30,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 /// The longest sleep between looks at the outbox (rows written by another process).
 const IDLE: Duration = Duration::from_secs(30);
+/// Deliveries claimed at a time; they are sent one after another.
+const BATCH: u32 = 20;
+/// How long claimed deliveries are this task's alone: twice what sending a whole batch may
+/// take (each request gives up after `TIMEOUT`). One whose sender died (a restart, a node
+/// gone) is sent again after it (a stopping server hands its claims back at once); one still
+/// unsent when the lease ends may be sent twice (once by another node), with the same
+/// `X-Callgate-Delivery` id.
+const LEASE: Duration = TIMEOUT.saturating_mul(2 * BATCH);
+/// How long a stop waits for the task to hand its claims back.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// `sha256=<hex>` of `"<timestamp>.<body>"` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
@@ -43,13 +59,37 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// Starts the delivery task when a webhook is configured.
-pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
-    let hook = state.settings.crm_webhook.clone()?;
-    Some(tokio::spawn(run(state, hook)))
+/// The running delivery task.
+pub struct Running {
+    handle: tokio::task::JoinHandle<()>,
+    stop: Arc<Notify>,
 }
 
-async fn run(state: AppState, hook: CrmWebhook) {
+impl Running {
+    /// Stops the task: a delivery being sent is cut off and, with the rest of the claimed
+    /// batch, handed back to the outbox (due at once, for the next start or another node),
+    /// rather than left claimed until the lease runs out. Waits for that, up to a bound.
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        let mut handle = self.handle;
+        if tokio::time::timeout(STOP_WAIT, &mut handle).await.is_err() {
+            tracing::warn!(
+                "the CRM delivery task did not stop in time; its claims wait for their lease"
+            );
+            handle.abort();
+        }
+    }
+}
+
+/// Starts the delivery task when a webhook is configured.
+pub fn spawn(state: AppState) -> Option<Running> {
+    let hook = state.settings.crm_webhook.clone()?;
+    let stop = Arc::new(Notify::new());
+    let handle = tokio::spawn(run(state, hook, stop.clone()));
+    Some(Running { handle, stop })
+}
+
+async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
     let client = match reqwest::Client::builder()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -74,16 +114,28 @@ async fn run(state: AppState, hook: CrmWebhook) {
                 tracing::warn!(error = %format!("{e:#}"), "purging the CRM outbox failed");
             }
         }
+        // A write: the claim keeps other nodes' tasks off these deliveries for the lease. A
+        // stop asked for meanwhile waits (its permit is kept) until the claim is known.
+        let lease_until = now.saturating_add(i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX));
         let due = state
             .store
-            .read(move |db| db.due_crm_deliveries(now, 20))
-            .await;
-        let due = due.unwrap_or_else(|e| {
-            tracing::error!(error = %format!("{e:#}"), "reading the CRM outbox failed");
-            Vec::new()
-        });
+            .write(move |db| db.claim_crm_deliveries(now, BATCH, lease_until))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %format!("{e:#}"), "claiming CRM deliveries failed");
+                Vec::new()
+            });
+        let mut unsent: Vec<i64> = due.iter().map(|d| d.id).collect();
         for delivery in due {
-            deliver(&state, &hook, &client, delivery).await;
+            tokio::select! {
+                () = deliver(&state, &hook, &client, delivery) => {
+                    unsent.remove(0);
+                }
+                () = stop.notified() => {
+                    release(&state.store, unsent, lease_until).await;
+                    return;
+                }
+            }
         }
         let next = state
             .store
@@ -104,7 +156,22 @@ async fn run(state: AppState, hook: CrmWebhook) {
         tokio::select! {
             () = state.hub.crm_wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
+            () = stop.notified() => return,
         }
+    }
+}
+
+/// Hands claimed deliveries not sent back to the outbox. One cut off mid-request may have
+/// reached the CRM: it is sent again, with the same `X-Callgate-Delivery` id.
+async fn release(store: &Store, ids: Vec<i64>, lease_until: i64) {
+    if ids.is_empty() {
+        return;
+    }
+    let released = store
+        .write(move |db| db.release_crm_deliveries(&ids, lease_until, now_ms()))
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(error = %format!("{e:#}"), "handing back claimed CRM deliveries failed; they are retried when their claim expires");
     }
 }
 

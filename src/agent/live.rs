@@ -38,6 +38,10 @@ pub struct Hub {
     events: broadcast::Sender<i64>,
     /// Wakes the CRM webhook's delivery task.
     pub crm_wake: Notify,
+    /// Another node published scripts (PostgreSQL): reload without waiting for the poll.
+    pub scripts_changed: Notify,
+    /// Another process stored a speech-routing model.
+    pub routing_changed: Notify,
     /// Set when the server shuts down: the open event streams end, so the graceful shutdown
     /// does not wait for them.
     closing: watch::Sender<bool>,
@@ -49,12 +53,21 @@ impl Default for Hub {
         Self {
             events,
             crm_wake: Notify::new(),
+            scripts_changed: Notify::new(),
+            routing_changed: Notify::new(),
             closing: watch::Sender::new(false),
         }
     }
 }
 
 impl Hub {
+    /// Wakes the event streams and the CRM task for an event another node recorded (it is in
+    /// the database already; the streams read it there).
+    pub fn wake(&self, seq: i64) {
+        let _ = self.events.send(seq);
+        self.crm_wake.notify_one();
+    }
+
     /// Ends every open event stream.
     pub fn close(&self) {
         self.closing.send_replace(true);

@@ -1,7 +1,5 @@
 //! `callgate account ...`
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
@@ -87,7 +85,12 @@ pub enum AccountCommand {
     },
 }
 
-pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Result<()> {
+pub fn run(
+    cmd: AccountCommand,
+    place: &crate::store::Location,
+    region: Region,
+) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.as_path();
     match cmd {
         AccountCommand::Add {
             id,
@@ -111,7 +114,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             };
             // Everything is checked before anything is opened or written.
             let account = form.validate(region).map_err(refusal)?;
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let keys = Keyring::load_or_create(data_dir)?;
             let added = in_transaction(&store, |db| {
                 accounts::add(db, &keys, &operator(), &account, now_ms())
@@ -126,7 +129,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::Export { id } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let export = store.read_sync(|db| db.export_account(&id))?;
             println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(())
@@ -135,7 +138,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             if !yes {
                 bail!("forgetting {id} erases its personal data for good: add --yes to confirm");
             }
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let done = in_transaction(&store, |db| {
                 accounts::forget(db, &operator(), &id, now_ms())
             })?;
@@ -154,7 +157,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::CallCode { id, ttl } => {
             let ttl = CallCodeTtl::minutes(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let keys = Keyring::load_or_create(data_dir)?;
             let code = in_transaction(&store, |db| {
                 accounts::issue_call_code(db, &keys, &operator(), &id, ttl, now_ms())
@@ -167,7 +170,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::List => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let list = store.read_sync(|db| db.accounts())?;
             if list.is_empty() {
                 println!("no accounts");
@@ -185,7 +188,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::Show { id } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let account = store
                 .read_sync(|db| db.account(&id))?
                 .with_context(|| format!("no account with id {id}"))?;
@@ -205,7 +208,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
         }
         AccountCommand::SetPhone { id, phone } => {
             let phone = PhoneNumber::parse(&phone, region)?;
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             in_transaction(&store, |db| {
                 accounts::change_phone(db, &operator(), &id, &phone, now_ms())
             })?;
@@ -213,7 +216,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::VisibleAttributes { keys, all } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             if all || keys.is_some() {
                 let list: Option<Vec<String>> = keys.map(|k| {
                     k.split(',')
@@ -234,7 +237,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::Unlock { id } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             in_transaction(&store, |db| {
                 accounts::unlock(db, &operator(), &id, now_ms())
             })?;
@@ -242,7 +245,7 @@ pub fn run(cmd: AccountCommand, data_dir: &Path, region: Region) -> anyhow::Resu
             Ok(())
         }
         AccountCommand::Remove { id } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             in_transaction(&store, |db| {
                 accounts::remove(db, &operator(), &id, now_ms())
             })?;

@@ -31,7 +31,8 @@ pub enum KeysCommand {
 /// How long a running server may take to notice a changed key file, plus a margin.
 const PICKUP_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-pub fn run(cmd: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
+pub fn run(cmd: KeysCommand, place: &crate::store::Location) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.as_path();
     let path = data_dir.join(KEY_FILE);
     if !path.exists() {
         bail!(
@@ -40,21 +41,21 @@ pub fn run(cmd: KeysCommand, data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     match cmd {
-        KeysCommand::Rotate => rotate(data_dir, &path),
-        KeysCommand::Status => status(data_dir, &path),
+        KeysCommand::Rotate => rotate(place, &path),
+        KeysCommand::Status => status(place, &path),
         KeysCommand::Retire { version } => {
             let version = version
                 .trim()
                 .trim_start_matches(['v', 'V'])
                 .parse::<u32>()
                 .with_context(|| format!("{version:?} is not a key version (such as v1)"))?;
-            retire(data_dir, &path, version)
+            retire(place, &path, version)
         }
     }
 }
 
-fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)?;
+fn rotate(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
+    let store = Store::at(place)?;
     let rotated = keys::rotate(&store, path, &operator(), PICKUP_WAIT, now_ms)?;
     let version = rotated.version;
     println!(
@@ -77,9 +78,9 @@ fn rotate(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
+fn status(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
     let keyring = Keyring::load(path)?;
-    let store = Store::open(data_dir)?;
+    let store = Store::at(place)?;
     let usage = store.read_sync(|db| db.key_usage(now_ms()))?;
     let current = keyring.current_version();
     println!("key file: {}", path.display());
@@ -108,8 +109,8 @@ fn status(data_dir: &Path, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn retire(data_dir: &Path, path: &Path, version: u32) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)?;
+fn retire(place: &crate::store::Location, path: &Path, version: u32) -> anyhow::Result<()> {
+    let store = Store::at(place)?;
     keys::retire(&store, path, &operator(), version, now_ms())?;
     println!("key version v{version} removed from {}", path.display());
     Ok(())

@@ -41,6 +41,12 @@ pub struct Cli {
     )]
     pub region: Region,
 
+    /// A PostgreSQL database to keep the data in instead of the data directory's SQLite file,
+    /// e.g. postgres://callgate@db.internal/callgate: how several nodes share one line. The
+    /// key file stays in the data directory (every node needs the same one).
+    #[arg(long, env = "CALLGATE_DATABASE_URL", global = true, value_parser = crate::store::DatabaseUrl::parse, hide_env_values = true)]
+    pub database_url: Option<crate::store::DatabaseUrl>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -99,6 +105,10 @@ pub enum Command {
         /// The file to write; it must not exist yet.
         path: std::path::PathBuf,
     },
+    /// Copy the SQLite database of the data directory into the empty PostgreSQL database named
+    /// by --database-url (CALLGATE_DATABASE_URL), then prove the copy: rows per table on both
+    /// sides, and the audit chain verified on PostgreSQL. The SQLite file is only read.
+    MigrateToPostgres,
     /// Add load-test accounts (public codes: never beside real accounts) and call history.
     Seed {
         /// Load-test accounts to hold (LOAD-0000000 ...).
@@ -128,37 +138,35 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Serve(_));
     init_logging(verbose);
+    let place = crate::store::Location {
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args, cli.data_dir, cli.region).await,
-        Command::Account(cmd) => account::run(cmd, &cli.data_dir, cli.region),
-        Command::User(cmd) => user::run(cmd, &cli.data_dir),
-        Command::Script(cmd) => script::run(cmd, &cli.data_dir),
-        Command::Audit(cmd) => script::run_audit(cmd, &cli.data_dir),
-        Command::Routing(RoutingCommand::Train { holdout }) => train(&cli.data_dir, holdout),
-        Command::Purge { dry_run, retention } => purge(&cli.data_dir, dry_run, &retention),
+        Command::Serve(args) => serve::run(args, place, cli.region).await,
+        Command::Account(cmd) => account::run(cmd, &place, cli.region),
+        Command::User(cmd) => user::run(cmd, &place),
+        Command::Script(cmd) => script::run(cmd, &place),
+        Command::Audit(cmd) => script::run_audit(cmd, &place),
+        Command::Routing(RoutingCommand::Train { holdout }) => train(&place, holdout),
+        Command::Purge { dry_run, retention } => purge(&place, dry_run, &retention),
         Command::Report {
             name,
             since,
             format,
             table,
             alert_per_minute,
-        } => report(
-            &cli.data_dir,
-            &name,
-            *since,
-            &format,
-            table,
-            alert_per_minute,
-        ),
-        Command::Keys(cmd) => keys::run(cmd, &cli.data_dir),
+        } => report(&place, &name, *since, &format, table, alert_per_minute),
+        Command::Keys(cmd) => keys::run(cmd, &place),
         Command::Call(args) => crate::softphone::run(args).await,
         Command::Loadtest(args) => crate::loadtest::run(args).await,
         Command::Seed {
             accounts,
             calls,
             force,
-        } => seed(&cli.data_dir, accounts, calls, force),
-        Command::Backup { path } => backup(&cli.data_dir, &path),
+        } => seed(&place, accounts, calls, force),
+        Command::Backup { path } => backup(&place, &path),
+        Command::MigrateToPostgres => migrate_to_postgres(&place),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,12 +208,12 @@ fn refusal(refused: Refused) -> anyhow::Error {
     }
 }
 
-fn train(data_dir: &std::path::Path, holdout: f64) -> anyhow::Result<()> {
+fn train(place: &crate::store::Location, holdout: f64) -> anyhow::Result<()> {
     anyhow::ensure!(
         (0.0..1.0).contains(&holdout),
         "--holdout must be at least 0 and below 1"
     );
-    let store = crate::store::Store::open(data_dir)?;
+    let store = crate::store::Store::at(place)?;
     let t =
         store.write_sync(|db| crate::ivr::training::train(db, holdout, crate::store::now_ms()))?;
     let pct = |a: Option<f64>| a.map_or("n/a".to_owned(), |a| format!("{:.1}%", a * 100.0));
@@ -225,11 +233,11 @@ fn train(data_dir: &std::path::Path, holdout: f64) -> anyhow::Result<()> {
 }
 
 fn purge(
-    data_dir: &std::path::Path,
+    place: &crate::store::Location,
     dry_run: bool,
     retention: &serve::RetentionArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(data_dir)?;
+    let store = crate::store::Store::at(place)?;
     let (retention, now) = (retention.retention(), crate::store::now_ms());
     let purge = |db: &dyn crate::store::Db| db.purge_retention(&retention, now);
     let purged = if dry_run {
@@ -246,14 +254,14 @@ fn purge(
 }
 
 fn report(
-    data_dir: &std::path::Path,
+    place: &crate::store::Location,
     name: &str,
     since: std::time::Duration,
     format: &str,
     table: usize,
     alert_per_minute: u32,
 ) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(data_dir)?;
+    let store = crate::store::Store::at(place)?;
     let to = crate::store::now_ms();
     let from = to - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
     let report =
@@ -272,8 +280,41 @@ fn report(
     Ok(())
 }
 
-fn backup(data_dir: &std::path::Path, target: &std::path::Path) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(data_dir)?;
+fn migrate_to_postgres(place: &crate::store::Location) -> anyhow::Result<()> {
+    let Some(url) = &place.database_url else {
+        anyhow::bail!(
+            "say where to copy to: callgate migrate-to-postgres --database-url postgres://user@host/database"
+        );
+    };
+    let report = crate::store::copy::sqlite_to_postgres(&place.data_dir, url.expose())?;
+    println!("{:<18} {:>10} {:>10}", "table", "SQLite", "PostgreSQL");
+    for t in &report.tables {
+        let mark = if t.source == t.target {
+            ""
+        } else {
+            "  MISMATCH"
+        };
+        println!("{:<18} {:>10} {:>10}{mark}", t.table, t.source, t.target);
+    }
+    match &report.audit {
+        crate::store::audit::Verdict::Intact { entries, head } => {
+            println!("audit chain on PostgreSQL: intact, {entries} entries, head {head}");
+        }
+        crate::store::audit::Verdict::Broken { seq, why } => {
+            println!("audit chain on PostgreSQL: BROKEN at entry {seq}: {why}");
+        }
+    }
+    anyhow::ensure!(report.proven(), "the copy could not be proven (see above)");
+    println!(
+        "copied and proven. Next: start every node with CALLGATE_DATABASE_URL set and the same key file ({})",
+        place.data_dir.join(crate::verify::keys::KEY_FILE).display()
+    );
+    Ok(())
+}
+
+fn backup(place: &crate::store::Location, target: &std::path::Path) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.as_path();
+    let store = crate::store::Store::at(place)?;
     let report = store.backup(target)?;
     println!(
         "backed up {} account(s) and {} call(s) to {} ({} bytes, integrity ok)",
@@ -289,8 +330,14 @@ fn backup(data_dir: &std::path::Path, target: &std::path::Path) -> anyhow::Resul
     Ok(())
 }
 
-fn seed(data_dir: &std::path::Path, accounts: u64, calls: u64, force: bool) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(data_dir)?;
+fn seed(
+    place: &crate::store::Location,
+    accounts: u64,
+    calls: u64,
+    force: bool,
+) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.as_path();
+    let store = crate::store::Store::at(place)?;
     let keys = crate::verify::Keyring::load_or_create(data_dir)?;
     let started = std::time::Instant::now();
     let added = crate::loadtest::fixtures::seed(&store, &keys, accounts, calls, force)?;

@@ -67,7 +67,7 @@ pub enum AuditCommand {
     },
 }
 
-pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
+pub fn run(cmd: ScriptCommand, place: &crate::store::Location) -> anyhow::Result<()> {
     match cmd {
         ScriptCommand::Check {
             files,
@@ -75,7 +75,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             sounds_dir,
         } => check_files(&files, &scripts_dir, &sounds_dir),
         ScriptCommand::List => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let rows = store.read_sync(|db| db.scripts())?;
             if rows.is_empty() {
                 println!(
@@ -94,7 +94,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         ScriptCommand::Versions { name } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let list = store.read_sync(|db| db.script_versions(&name))?;
             if list.is_empty() {
                 bail!("no script named {name}");
@@ -113,7 +113,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         ScriptCommand::Export { dir, latest } => {
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for row in store.read_sync(|db| db.scripts())? {
                 let version = if latest {
@@ -146,7 +146,7 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
             let env = Env {
                 sounds_dir: sounds_dir.is_dir().then_some(sounds_dir.as_path()),
             };
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let actor = Actor::cli(&actor);
             in_transaction(&store, |db| {
                 use_case::publish(db, env, &actor, &name, version, now_ms())
@@ -157,8 +157,8 @@ pub fn run(cmd: ScriptCommand, data_dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-pub fn run_audit(cmd: AuditCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)?;
+pub fn run_audit(cmd: AuditCommand, place: &crate::store::Location) -> anyhow::Result<()> {
+    let store = Store::at(place)?;
     match cmd {
         AuditCommand::Verify => match store.read_sync(|db| db.verify_audit())? {
             audit::Verdict::Intact { entries, head } => {

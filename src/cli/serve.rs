@@ -13,6 +13,7 @@ use crate::config::{
 use crate::domain::Region;
 use crate::ivr::script::check::is_workflow_sid;
 use crate::startup::{launch_with_tcp_listener, shutdown_signal};
+use crate::store::Location;
 use crate::store::privacy::Retention;
 use crate::store::users::Role;
 use crate::store::{Db, Store, now_ms};
@@ -146,7 +147,8 @@ impl LimitArgs {
     }
 }
 
-pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::Result<()> {
+pub async fn run(args: ServeArgs, place: Location, region: Region) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.clone();
     if let Some(ww) = &args.taskrouter_workflow_sid {
         anyhow::ensure!(
             is_workflow_sid(ww),
@@ -200,6 +202,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         listen: bound,
         public_url,
         data_dir: data_dir.clone(),
+        database_url: place.database_url.clone(),
         scripts_dir: args.scripts,
         sounds_dir: args.sounds,
         twilio_tokens: args
@@ -222,7 +225,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf, region: Region) -> anyhow::
         test_accounts_answer: args.demo,
     };
     if args.demo {
-        seed_demo(&data_dir, &settings.public_url)?;
+        seed_demo(&place, &settings.public_url)?;
     }
     launch_with_tcp_listener(settings, listener, shutdown_signal()).await
 }
@@ -238,8 +241,9 @@ const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
 /// `--demo` lets test accounts answer calls, and the demo's codes are public, so a data
 /// directory holding real (non-test) accounts is refused before anything is written. Everything
 /// is added through the same use cases (and audited) as by an admin.
-fn seed_demo(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)?;
+fn seed_demo(place: &Location, public_url: &str) -> anyhow::Result<()> {
+    let data_dir = place.data_dir.as_path();
+    let store = Store::at(place)?;
     let keys = Keyring::load_or_create(data_dir)?;
     // The commands printed below name this very binary and data directory, so that they work
     // when pasted, also after `cargo run` (which puts no `callgate` on the PATH).

@@ -1,7 +1,5 @@
 //! `callgate user ...`
 
-use std::path::Path;
-
 use clap::{Subcommand, ValueEnum};
 
 use super::{in_transaction, operator, refusal};
@@ -28,7 +26,7 @@ pub enum UserCommand {
     },
 }
 
-pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
+pub fn run(cmd: UserCommand, place: &crate::store::Location) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add {
             name,
@@ -40,7 +38,7 @@ pub fn run(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
                 RoleArg::Admin => Role::Admin,
             };
             let user = ValidUser::parse(&name, role.as_str(), &[departments]).map_err(refusal)?;
-            let store = Store::open(data_dir)?;
+            let store = Store::at(place)?;
             let token = in_transaction(&store, |db| {
                 usecases::users::add(db, &operator(), &user, now_ms())
             })?;

@@ -60,7 +60,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving");
-    tasks.stop();
+    tasks.stop().await;
     served
 }
 

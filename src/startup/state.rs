@@ -42,8 +42,11 @@ impl AppState {
                  or pass --insecure-skip-signature for a local experiment."
             );
         }
-        let store = Store::open_capped(
-            &settings.data_dir,
+        let store = Store::at_capped(
+            &crate::store::Location {
+                data_dir: settings.data_dir.clone(),
+                database_url: settings.database_url.clone(),
+            },
             settings
                 .max_database_mb
                 .map(|mb| mb.saturating_mul(1024 * 1024)),

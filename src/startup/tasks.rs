@@ -16,7 +16,11 @@ const PUBLISH_POLL: Duration = Duration::from_secs(2);
 
 /// The running background tasks; `stop` ends them (what the CRM task had not delivered waits in
 /// the outbox for the next start).
-pub struct Tasks(Vec<JoinHandle<()>>);
+pub struct Tasks {
+    tasks: Vec<JoinHandle<()>>,
+    /// Stopped on its own terms: it hands back the deliveries it has claimed.
+    crm: Option<crate::agent::crm::Running>,
+}
 
 impl Tasks {
     pub fn spawn(state: &AppState) -> Self {
@@ -25,14 +29,46 @@ impl Tasks {
             tokio::spawn(purge_daily(state.clone())),
             tokio::spawn(watch_routing_models(state.clone())),
         ];
-        tasks.extend(crate::agent::crm::spawn(state.clone()));
         tasks.extend(reload_keys_on_sighup(state));
-        Self(tasks)
+        if let Some(feed) = state.store.changes() {
+            tasks.push(tokio::spawn(relay_changes(state.clone(), feed)));
+        }
+        Self {
+            tasks,
+            crm: crate::agent::crm::spawn(state.clone()),
+        }
     }
 
-    pub fn stop(self) {
-        for task in self.0 {
+    pub async fn stop(self) {
+        for task in self.tasks {
             task.abort();
+        }
+        if let Some(crm) = self.crm {
+            crm.stop().await;
+        }
+    }
+}
+
+/// What other nodes committed (PostgreSQL): their agents' events wake this node's event streams
+/// at once, and a publish or a new speech model is loaded without waiting for the next poll.
+async fn relay_changes(state: AppState, mut feed: crate::store::changes::ChangeFeed) {
+    use crate::store::changes::Change;
+    while let Some(change) = feed.recv().await {
+        match change {
+            Change::CallEvent(seq) => state.hub.wake(seq),
+            Change::Audited(action) => {
+                if action.starts_with("script.") {
+                    state.hub.scripts_changed.notify_one();
+                }
+                if action == "routing.model" {
+                    state.hub.routing_changed.notify_one();
+                }
+            }
+            Change::Resumed => {
+                state.hub.scripts_changed.notify_one();
+                state.hub.routing_changed.notify_one();
+                state.hub.crm_wake.notify_one();
+            }
         }
     }
 }
@@ -43,7 +79,10 @@ async fn watch_routing_models(state: AppState) {
     let mut loaded = None;
     let mut tick = tokio::time::interval(PUBLISH_POLL);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.hub.routing_changed.notified() => {}
+        }
         let newest = state.store.read(|db| db.newest_routing_model_id()).await;
         let Ok(Some(id)) = newest else { continue };
         if loaded == Some(id) {
@@ -106,7 +145,10 @@ async fn watch_publishes(state: AppState) {
     let mut seen = last_publish().await.unwrap_or(0);
     let mut tick = tokio::time::interval(PUBLISH_POLL);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.hub.scripts_changed.notified() => {}
+        }
         let Ok(latest) = last_publish().await else {
             continue;
         };

@@ -53,6 +53,57 @@ pub struct AccountHistory {
     pub phone_changed_at: Option<i64>,
 }
 
+/// The test accounts as stored, for the call simulator's scratch store: whole rows, hashes and
+/// ciphertexts included, so the copies verify exactly as the originals (`Backend::
+/// scratch_with_test_accounts`). Never shown or logged: they hold sealed secrets.
+#[derive(Default)]
+pub struct TestAccountRows {
+    pub accounts: Vec<AccountRow>,
+    /// Their knowledge answers.
+    pub knowledge: Vec<KnowledgeRow>,
+    /// Their unused call codes.
+    pub call_codes: Vec<CallCodeRow>,
+}
+
+/// Every column of an `accounts` row.
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub phone: String,
+    pub code_hash: Option<Vec<u8>>,
+    pub code_key_version: Option<i64>,
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_key_version: Option<i64>,
+    pub totp_last_step: Option<i64>,
+    pub attributes: String,
+    pub failed_count: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub test: bool,
+    pub phone_changed_at: Option<i64>,
+    pub last_locked_at: Option<i64>,
+}
+
+/// Every column of an `account_knowledge` row.
+pub struct KnowledgeRow {
+    pub account_id: String,
+    pub question: String,
+    pub answer_hash: Vec<u8>,
+    pub key_version: i64,
+}
+
+/// Every column of a `call_codes` row.
+pub struct CallCodeRow {
+    pub id: i64,
+    pub account_id: String,
+    pub code_hash: Vec<u8>,
+    pub key_version: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by_call: Option<String>,
+}
+
 pub trait AccountsDb {
     /// Checks for a duplicate id or code (an account's or a live call code's) and inserts the
     /// account, in the caller's transaction (the admin API writes its audit entry in the same
@@ -115,6 +166,9 @@ pub trait AccountsDb {
 
     /// How many account ids start with `prefix` (the load test's fixtures).
     fn count_accounts_with_id_prefix(&self, prefix: &str) -> anyhow::Result<i64>;
+
+    /// The test accounts, their knowledge answers and their unused call codes, as stored.
+    fn test_account_rows(&self) -> anyhow::Result<TestAccountRows>;
 }
 
 /// Records a new account in the audit trail (in the caller's transaction): its id and which

@@ -17,13 +17,19 @@ pub mod audit;
 pub mod backup;
 pub mod call_codes;
 pub mod calls;
+pub mod changes;
+#[cfg(test)]
+mod contract;
+pub mod copy;
 pub mod events;
 pub mod health;
 pub mod key_usage;
 pub mod knowledge;
+pub mod location;
 pub mod outbox;
 pub mod outcomes;
 pub mod pop;
+pub mod postgres;
 pub mod privacy;
 pub mod reports;
 pub mod routing;
@@ -50,6 +56,7 @@ pub use events::EventsDb;
 pub use health::HealthDb;
 pub use key_usage::KeysDb;
 pub use knowledge::KnowledgeDb;
+pub use location::{DatabaseUrl, Location};
 pub use outbox::OutboxDb;
 pub use outcomes::OutcomesDb;
 pub use pop::PopDb;
@@ -157,6 +164,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Where the data lives, for logs and messages (never a password).
     fn describe(&self) -> String;
+
+    /// What other processes commit, where the backend can tell (see `changes`).
+    fn changes(&self) -> Option<changes::ChangeFeed> {
+        None
+    }
 }
 
 /// The handle the application holds: cheap to clone, shared by every task.
@@ -286,6 +298,11 @@ impl Store {
     /// See [`Backend::scratch_with_test_accounts`].
     pub fn scratch_with_test_accounts(&self) -> anyhow::Result<Store> {
         self.backend.scratch_with_test_accounts()
+    }
+
+    /// See [`Backend::changes`].
+    pub fn changes(&self) -> Option<changes::ChangeFeed> {
+        self.backend.changes()
     }
 
     /// See [`Backend::purge_erased_copies`].

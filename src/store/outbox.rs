@@ -14,10 +14,30 @@ pub trait OutboxDb {
     /// Queues a delivery, due at once; returns its id.
     fn enqueue_crm(&self, call_sid: &str, body: &str, now: i64) -> anyhow::Result<i64>;
 
-    /// Deliveries due at `now`, oldest first.
-    fn due_crm_deliveries(&self, now: i64, limit: u32) -> anyhow::Result<Vec<Delivery>>;
+    /// Claims the deliveries due at `now`, oldest first, at most `limit`: each is due again
+    /// only at `lease_until`, so no other sender (another node's task, on PostgreSQL) takes it
+    /// while this one sends it. The sender then records the attempt (`crm_delivered`,
+    /// `crm_failed`); if it dies before that, the delivery is taken again once the lease has
+    /// run out. A claim writes, so it runs in a write transaction.
+    fn claim_crm_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<Delivery>>;
 
-    /// When the next delivery falls due, if any is pending.
+    /// Hands back claimed deliveries whose sender stops before sending them: due again at
+    /// `now` instead of when the lease runs out. One recorded meanwhile, or claimed again by
+    /// someone else (its lease is no longer `lease_until`), is left alone. Returns how many.
+    fn release_crm_deliveries(
+        &self,
+        ids: &[i64],
+        lease_until: i64,
+        now: i64,
+    ) -> anyhow::Result<usize>;
+
+    /// When the next delivery falls due, if any is pending (a claimed one: when its lease
+    /// runs out).
     fn next_crm_due(&self) -> anyhow::Result<Option<i64>>;
 
     fn crm_delivered(&self, id: i64, attempts: u32, now: i64) -> anyhow::Result<()>;

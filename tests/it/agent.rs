@@ -600,6 +600,85 @@ async fn crm_deliveries_wait_in_the_outbox_across_a_restart() {
     app.stop().await;
 }
 
+/// A server stopped while a delivery is on its way hands it back to the outbox (it was claimed
+/// for minutes, so that no other server sends it meanwhile): the next start sends it at once.
+#[tokio::test]
+async fn a_delivery_cut_off_by_a_stop_is_sent_at_the_next_start() {
+    // A CRM that takes the request and never answers.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_url = format!("http://{}/hook", hanging.local_addr().unwrap());
+    let (connected, mut in_flight) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+            let _ = connected.send(());
+        }
+    });
+    let data = tempfile::tempdir().unwrap();
+    let configure = |url: String| {
+        move |s: &mut callgate::config::Settings| {
+            s.crm_webhook = Some(CrmWebhook::new(&url, SECRET));
+        }
+    };
+    let mut app = TestApp::start(data.path(), configure(hanging_url)).await;
+    app.add_account("ACC-9", JAN_PHONE, Some(JAN_CODE), false);
+    let caller = hand_off(&app, JAN_PHONE, JAN_CODE, "1").await;
+    tokio::time::timeout(SOON, in_flight.recv())
+        .await
+        .expect("the delivery was not sent")
+        .unwrap();
+    let stopping = Instant::now();
+    app.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "the stop waited for the hanging CRM: {:?}",
+        stopping.elapsed()
+    );
+
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = received.clone();
+    let crm = Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, crm).await.unwrap() });
+    let mut app = TestApp::start(data.path(), configure(url)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the delivery cut off by the stop was not sent again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(received.lock().unwrap()[0].contains(&caller.call_sid));
+    // Recorded once the CRM's answer is in; the cut-off attempt never was.
+    loop {
+        let (attempts, delivered): (i64, Option<i64>) = app
+            .sql()
+            .query_row("SELECT attempts, delivered_at FROM crm_outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        if delivered.is_some() {
+            assert_eq!(attempts, 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn every_hand_off_variant_carries_the_pop_url_within_twilios_limits() {
     const WW: &str = "WW0123456789abcdef0123456789abcdef";

@@ -2,9 +2,15 @@
 //! `.cargo/config.toml`), so a fresh machine needs nothing but the Rust toolchain.
 //!
 //! `cargo xtask test [ARGS...]` is the README's test command and what `.ci/run` calls: it makes
-//! sure everything the tests talk to is there (today: Chromium and chromedriver for the browser
-//! tests, from Debian's packages), then runs `cargo test --locked --no-fail-fast [ARGS...]`, so
-//! one failing test binary does not hide the others.
+//! sure everything the tests talk to is there (Chromium and chromedriver for the browser tests,
+//! from Debian's packages; a PostgreSQL server for the storage tests' PostgreSQL half), then runs
+//! `cargo test --locked --no-fail-fast [ARGS...]`, so one failing test binary does not hide the
+//! others.
+//!
+//! PostgreSQL: `CALLGATE_TEST_POSTGRES_URL` when set; else a server already listening on
+//! 127.0.0.1:5432 (the development machines run one with trust authentication); else a server
+//! of our own, started from Debian's `postgresql` package (installed when missing) in a
+//! temporary directory on port 54329 with trust authentication, stopped when the tests end.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,10 +46,12 @@ fn root() -> PathBuf {
 }
 
 fn test(extra: &[String]) -> Result<ExitCode, String> {
-    setup()?;
+    ensure_browser()?;
+    let postgres = ensure_postgres()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     without_run_environment(&mut command);
+    command.env("CALLGATE_TEST_POSTGRES_URL", postgres.url());
     let status = command
         .current_dir(root())
         .args(["test", "--locked", "--no-fail-fast"])
@@ -92,7 +100,158 @@ fn without_run_environment(command: &mut Command) {
 
 fn setup() -> Result<ExitCode, String> {
     ensure_browser()?;
+    let postgres = ensure_postgres()?;
+    eprintln!("xtask: PostgreSQL for the tests: {}", postgres.url());
+    // `setup` alone leaves a server it started running, for the developer's own test runs.
+    std::mem::forget(postgres);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PostgreSQL server the tests use; one this command started is stopped on drop.
+enum Postgres {
+    Given(String),
+    Own {
+        url: String,
+        ctl: PathBuf,
+        dir: PathBuf,
+    },
+}
+
+impl Postgres {
+    fn url(&self) -> &str {
+        match self {
+            Self::Given(url) | Self::Own { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Self::Own { ctl, dir, .. } = self {
+            let _ = as_postgres_user(
+                ctl,
+                &["-D", &dir.display().to_string(), "-m", "fast", "stop"],
+            )
+            .status();
+        }
+    }
+}
+
+const OWN_POSTGRES_PORT: u16 = 54329;
+
+fn ensure_postgres() -> Result<Postgres, String> {
+    if let Ok(url) = std::env::var("CALLGATE_TEST_POSTGRES_URL") {
+        return Ok(Postgres::Given(url));
+    }
+    let own = std::env::var("CALLGATE_XTASK_OWN_POSTGRES").is_ok_and(|v| v == "1");
+    if !own && listening(5432) {
+        return Ok(Postgres::Given(
+            "postgres://postgres@127.0.0.1:5432/postgres".into(),
+        ));
+    }
+    let bin = match postgres_bin() {
+        Some(bin) => bin,
+        None => {
+            if !on_path("apt-get") {
+                return Err("the storage tests need PostgreSQL: set CALLGATE_TEST_POSTGRES_URL to a                             server where user postgres may create databases, or install PostgreSQL"
+                    .into());
+            }
+            eprintln!("xtask: installing postgresql (Debian) for the storage tests");
+            apt(&["update"])?;
+            apt(&["install", "-y", "--no-install-recommends", "postgresql"])?;
+            postgres_bin().ok_or("PostgreSQL's programs are still missing after installing it")?
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("callgate-xtask-postgres-{OWN_POSTGRES_PORT}"));
+    let ctl = bin.join("pg_ctl");
+    let url = format!("postgres://postgres@127.0.0.1:{OWN_POSTGRES_PORT}/postgres");
+    if listening(OWN_POSTGRES_PORT) {
+        // Left running by `cargo xtask setup` or an interrupted run: use it, leave it.
+        return Ok(Postgres::Given(url));
+    }
+    if !dir.join("PG_VERSION").is_file() {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if is_root() {
+            // PostgreSQL refuses to run as root: the package's `postgres` user owns the cluster.
+            run(Command::new("chown").args(["postgres:postgres", &dir.display().to_string()]))?;
+        }
+        run(&mut as_postgres_user(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &dir.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+        ))?;
+    }
+    let options = format!(
+        "-p {OWN_POSTGRES_PORT} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    );
+    run(&mut as_postgres_user(
+        &ctl,
+        &[
+            "-D",
+            &dir.display().to_string(),
+            "-o",
+            &options,
+            "-l",
+            &dir.join("server.log").display().to_string(),
+            "-w",
+            "start",
+        ],
+    ))?;
+    eprintln!("xtask: started PostgreSQL for the tests on 127.0.0.1:{OWN_POSTGRES_PORT}");
+    Ok(Postgres::Own { url, ctl, dir })
+}
+
+/// The newest installed PostgreSQL's programs (Debian keeps them out of PATH).
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn as_postgres_user(program: &Path, args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program).args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed ({status})", command.get_program()))
+    }
+}
+
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(500),
+    )
+    .is_ok()
 }
 
 /// The browser tests drive headless Chromium through chromedriver; they fail, never skip,

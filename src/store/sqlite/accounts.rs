@@ -5,7 +5,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::PhoneNumber;
 use crate::store::KnowledgeDb;
-use crate::store::accounts::{Account, AccountHistory, AccountsDb, AddAccountError, NewAccount};
+use crate::store::accounts::{
+    Account, AccountHistory, AccountRow, AccountsDb, AddAccountError, CallCodeRow, KnowledgeRow,
+    NewAccount, TestAccountRows,
+};
 use crate::verify::{Keyring, Purpose};
 
 const COLUMNS: &str = "id, name, phone, code_hash IS NOT NULL, totp_secret IS NOT NULL, attributes, \
@@ -257,5 +260,80 @@ impl AccountsDb for Connection {
             [prefix],
             |r| r.get(0),
         )?)
+    }
+
+    fn test_account_rows(&self) -> anyhow::Result<TestAccountRows> {
+        // Three reads: an account added or removed between them is sorted out by
+        // `scratch::from_rows`, which copies only the rows of the accounts it copied.
+        let accounts = self
+            .prepare(
+                "SELECT id, name, phone, code_hash, code_key_version, totp_secret, totp_key_version,
+                        totp_last_step, attributes, failed_count, locked_until, created_at, test,
+                        phone_changed_at, last_locked_at
+                 FROM accounts WHERE test = 1 ORDER BY id",
+            )?
+            .query_map([], |r| {
+                Ok(AccountRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    phone: r.get(2)?,
+                    code_hash: r.get(3)?,
+                    code_key_version: r.get(4)?,
+                    totp_secret: r.get(5)?,
+                    totp_key_version: r.get(6)?,
+                    totp_last_step: r.get(7)?,
+                    attributes: r.get(8)?,
+                    failed_count: r.get(9)?,
+                    locked_until: r.get(10)?,
+                    created_at: r.get(11)?,
+                    test: r.get(12)?,
+                    phone_changed_at: r.get(13)?,
+                    last_locked_at: r.get(14)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the test accounts")?;
+        let knowledge = self
+            .prepare(
+                "SELECT k.account_id, k.question, k.answer_hash, k.key_version
+                 FROM account_knowledge k JOIN accounts a ON a.id = k.account_id
+                 WHERE a.test = 1 ORDER BY k.account_id, k.question",
+            )?
+            .query_map([], |r| {
+                Ok(KnowledgeRow {
+                    account_id: r.get(0)?,
+                    question: r.get(1)?,
+                    answer_hash: r.get(2)?,
+                    key_version: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the test accounts' answers")?;
+        let call_codes = self
+            .prepare(
+                "SELECT c.id, c.account_id, c.code_hash, c.key_version, c.created_at, c.expires_at,
+                        c.used_at, c.used_by_call
+                 FROM call_codes c JOIN accounts a ON a.id = c.account_id
+                 WHERE a.test = 1 AND c.used_at IS NULL ORDER BY c.id",
+            )?
+            .query_map([], |r| {
+                Ok(CallCodeRow {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    code_hash: r.get(2)?,
+                    key_version: r.get(3)?,
+                    created_at: r.get(4)?,
+                    expires_at: r.get(5)?,
+                    used_at: r.get(6)?,
+                    used_by_call: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the test accounts' call codes")?;
+        Ok(TestAccountRows {
+            accounts,
+            knowledge,
+            call_codes,
+        })
     }
 }

@@ -6,6 +6,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::audit::{AuditDb, ChainCheck, Entry, GENESIS, StoredEntry, Verdict, entry_hash};
 
+/// The newest entry's number and hash, or the anchor's once a purge dropped them all.
+const LAST_ENTRY: &str =
+    "SELECT seq, hash FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)
+     UNION ALL SELECT seq, hash FROM audit_anchor WHERE id = 1
+     ORDER BY seq DESC LIMIT 1";
+
 impl AuditDb for Connection {
     fn append_audit(
         &self,
@@ -15,12 +21,10 @@ impl AuditDb for Connection {
         detail: &str,
         now: i64,
     ) -> anyhow::Result<i64> {
+        // The newest entry, or the anchor when a purge dropped every entry: the chain goes
+        // on from the last entry it ever had, never again from the genesis.
         let last: Option<(i64, String)> = self
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(LAST_ENTRY, [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (seq, prev) = last.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
         let hash = entry_hash(&prev, seq, now, actor, action, subject, detail);

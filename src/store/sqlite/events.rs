@@ -34,6 +34,10 @@ impl EventsDb for Connection {
         departments: Option<&[String]>,
         limit: u32,
     ) -> anyhow::Result<(Vec<CallEvent>, i64)> {
+        // Nothing can be read into no room, and the loop below would never end on it.
+        if limit == 0 {
+            return Ok((Vec::new(), after));
+        }
         let mut stmt = self.prepare_cached(
             "SELECT seq, call_sid, kind, department, at FROM call_events
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",

@@ -15,13 +15,20 @@ impl OutboxDb for Connection {
         Ok(self.last_insert_rowid())
     }
 
-    fn due_crm_deliveries(&self, now: i64, limit: u32) -> anyhow::Result<Vec<Delivery>> {
-        let mut stmt = self.prepare_cached(
-            "SELECT id, call_sid, body, attempts FROM crm_outbox
-         WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= ?1
-         ORDER BY next_at, id LIMIT ?2",
-        )?;
-        let rows = stmt
+    fn claim_crm_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<Delivery>> {
+        // Read, then moved past the lease, in the one writer's transaction: no other claim
+        // can come between the two.
+        let due = self
+            .prepare_cached(
+                "SELECT id, call_sid, body, attempts FROM crm_outbox
+                 WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= ?1
+                 ORDER BY next_at, id LIMIT ?2",
+            )?
             .query_map(params![now, limit], |r| {
                 Ok(Delivery {
                     id: r.get(0)?,
@@ -31,7 +38,32 @@ impl OutboxDb for Connection {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut lease = self.prepare_cached("UPDATE crm_outbox SET next_at = ?2 WHERE id = ?1")?;
+        for d in &due {
+            lease
+                .execute(params![d.id, lease_until])
+                .context("claiming a CRM delivery")?;
+        }
+        Ok(due)
+    }
+
+    fn release_crm_deliveries(
+        &self,
+        ids: &[i64],
+        lease_until: i64,
+        now: i64,
+    ) -> anyhow::Result<usize> {
+        let mut release = self.prepare_cached(
+            "UPDATE crm_outbox SET next_at = ?3
+             WHERE id = ?1 AND next_at = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
+        )?;
+        let mut released = 0;
+        for id in ids {
+            released += release
+                .execute(params![id, lease_until, now])
+                .context("releasing a CRM delivery")?;
+        }
+        Ok(released)
     }
 
     fn next_crm_due(&self) -> anyhow::Result<Option<i64>> {

@@ -69,6 +69,8 @@ impl PrivacyDb for Connection {
     }
 
     fn export_account(&self, id: &str) -> anyhow::Result<Value> {
+        // Every list is ordered to the key (ties by id), so the export reads the same on
+        // every backend.
         let account = self
         .query_row(
             "SELECT id, name, phone, attributes, code_hash IS NOT NULL, totp_secret IS NOT NULL,
@@ -105,7 +107,7 @@ impl PrivacyDb for Connection {
                 c.level, c.factors, c.category, c.end_reason, c.handed_off_at, c.ended_at,
                 c.state, o.resolved, o.category, o.note, o.recurring, o.agent, o.at
          FROM calls c LEFT JOIN call_outcomes o ON o.call_sid = c.call_sid
-         WHERE c.account_id = ?1 ORDER BY c.started_at",
+         WHERE c.account_id = ?1 ORDER BY c.started_at, c.call_sid",
             id,
             |r| {
                 let state: Value =
@@ -142,7 +144,7 @@ impl PrivacyDb for Connection {
         )?;
         let failures = collect(
             self,
-            "SELECT at, kind, caller FROM failures WHERE account_id = ?1 ORDER BY at",
+            "SELECT at, kind, caller FROM failures WHERE account_id = ?1 ORDER BY at, id",
             id,
             |r| {
                 Ok(json!({
@@ -155,7 +157,7 @@ impl PrivacyDb for Connection {
         let codes = collect(
             self,
             "SELECT created_at, expires_at, used_at, used_by_call FROM call_codes
-         WHERE account_id = ?1 ORDER BY created_at",
+         WHERE account_id = ?1 ORDER BY created_at, id",
             id,
             |r| {
                 Ok(json!({

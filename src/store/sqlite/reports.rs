@@ -1,4 +1,6 @@
-//! The SQL behind each report.
+//! The SQL behind each report. Every ORDER BY ends in a total order (ties broken by the
+//! grouped columns, text in byte order), so a report lists its rows, and a `LIMIT` keeps its
+//! rows, the same on every backend (`crate::store::postgres::reports` sorts as this does).
 
 use std::collections::BTreeMap;
 
@@ -50,7 +52,7 @@ impl ReportsDb for Connection {
                     COALESCE(json_extract(state, '$.last_step'), step), COUNT(*)
              FROM calls WHERE started_at >= ?1 AND started_at < ?2 AND script != ''
                   AND handed_off_at IS NULL
-             GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC",
+             GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4",
         )?;
         let rows = stmt.query_map(params![from, to], |r| {
             Ok(FunnelEnd {
@@ -67,7 +69,7 @@ impl ReportsDb for Connection {
     fn failures_by_kind(&self, from: i64, to: i64) -> anyhow::Result<Vec<FailureCount>> {
         let mut stmt = self.prepare(
             "SELECT kind, COUNT(*), COUNT(DISTINCT call_sid) FROM failures
-             WHERE at >= ?1 AND at < ?2 GROUP BY kind ORDER BY 2 DESC",
+             WHERE at >= ?1 AND at < ?2 GROUP BY kind ORDER BY 2 DESC, 1",
         )?;
         let rows = stmt.query_map(params![from, to], |r| {
             Ok(FailureCount {
@@ -148,7 +150,7 @@ impl ReportsDb for Connection {
              SELECT COALESCE(c.caller, f.caller), COALESCE(c.calls, 0), COALESCE(c.accounts, 0), COALESCE(f.n, 0)
              FROM c FULL OUTER JOIN f ON f.caller = c.caller
              WHERE COALESCE(c.accounts, 0) >= 2 OR COALESCE(f.n, 0) >= 3
-             ORDER BY 4 DESC, 3 DESC LIMIT 200",
+             ORDER BY 4 DESC, 3 DESC, 2 DESC, 1 LIMIT 200",
         )?;
         let rows = stmt.query_map(params![from, to], |r| {
             Ok(SuspiciousCaller {
