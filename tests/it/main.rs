@@ -19,7 +19,7 @@ mod keys;
 mod loadtest;
 mod logging;
 mod openapi;
-// mod postgres; -- fails until the CLI runs the sync PostgreSQL client off the async main (see the file head)
+mod postgres;
 mod privacy;
 mod properties;
 mod query_plans;

@@ -1,8 +1,3 @@
-//! NOT YET REGISTERED in main.rs: `callgate --database-url ...` panics ("Cannot start a runtime
-//! from within a runtime", postgres-0.19 connection.rs:66) because `cli::run` is async and the
-//! sync client is used on its thread. Fix: run the store-opening CLI commands in
-//! `tokio::task::spawn_blocking` (or make `main` sync for them), then register this module.
-
 //! callgate on PostgreSQL: moving a desk there from SQLite, and several nodes answering one
 //! line, with the webhooks of one call alternating between them as a round-robin balancer
 //! sends them. Each test makes a database of its own on the test server

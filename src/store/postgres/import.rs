@@ -19,6 +19,14 @@ impl PgBackend {
         tables: &[&str],
         mut source: impl FnMut(&str, &mut Sink<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        super::off_runtime(|| self.import_here(tables, &mut source))
+    }
+
+    fn import_here(
+        &self,
+        tables: &[&str],
+        source: &mut impl FnMut(&str, &mut Sink<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let mut client = self.pool.get().context("database connection")?;
         let mut tx = client.transaction()?;
         for &table in tables {
@@ -46,10 +54,12 @@ impl PgBackend {
 
     pub fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
         let table = known(table)?;
-        let mut client = self.pool.get().context("database connection")?;
-        Ok(client
-            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])?
-            .get(0))
+        super::off_runtime(|| {
+            let mut client = self.pool.get().context("database connection")?;
+            Ok(client
+                .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])?
+                .get(0))
+        })
     }
 }
 

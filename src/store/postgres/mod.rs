@@ -49,7 +49,7 @@ use super::{Backend, BackupReport, Committed, Done, Job, Store, WriteJob};
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PgBackend {
-    pool: Pool,
+    pool: PoolHandle,
     config: postgres::Config,
     /// The URL without its password, for messages.
     shown: String,
@@ -89,12 +89,14 @@ impl PgBackend {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .with_context(|| format!("connecting to {shown}"))?;
-        let mut client = pool
-            .get()
-            .with_context(|| format!("connecting to {shown}"))?;
-        migrations::apply(&mut client).with_context(|| format!("migrating {shown}"))?;
+        off_runtime(|| {
+            let mut client = pool
+                .get()
+                .with_context(|| format!("connecting to {shown}"))?;
+            migrations::apply(&mut client).with_context(|| format!("migrating {shown}"))
+        })?;
         Ok(Self {
-            pool,
+            pool: PoolHandle(Some(pool)),
             config,
             shown,
         })
@@ -107,6 +109,10 @@ impl PgBackend {
 
 /// Runs `job` in a transaction of its own on a pooled connection: committed on `Keep`.
 fn run_job(pool: &Pool, shown: &str, job: Job<'_>, read_only: bool) -> anyhow::Result<()> {
+    off_runtime(|| run_job_here(pool, shown, job, read_only))
+}
+
+fn run_job_here(pool: &Pool, shown: &str, job: Job<'_>, read_only: bool) -> anyhow::Result<()> {
     let mut client = pool
         .get()
         .with_context(|| format!("connecting to {shown}"))?;
@@ -133,7 +139,7 @@ impl Backend for PgBackend {
     }
 
     fn write(&self, job: WriteJob) -> Committed {
-        let pool = self.pool.clone();
+        let pool: Pool = (*self.pool).clone();
         let shown = self.shown.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || run_job(&pool, &shown, job, false))
@@ -171,8 +177,10 @@ impl Backend for PgBackend {
     }
 
     fn purge_erased_copies(&self) -> anyhow::Result<()> {
-        let mut client = self.pool.get().context("database connection")?;
-        privacy::purge_erased_copies(&mut client)
+        off_runtime(|| {
+            let mut client = self.pool.get().context("database connection")?;
+            privacy::purge_erased_copies(&mut client)
+        })
     }
 
     fn describe(&self) -> String {
@@ -181,6 +189,39 @@ impl Backend for PgBackend {
 
     fn changes(&self) -> Option<crate::store::changes::ChangeFeed> {
         Some(listen::spawn(self.config.clone()))
+    }
+}
+
+/// The sync client drives each statement on a runtime of its own, which tokio refuses to start
+/// on a thread that runs async code (the CLI's `main`, a server's start-up). There the thread is
+/// declared blocking for the call; on a blocking-pool or plain thread the work just runs.
+pub(crate) fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// The pool, dropped on a thread of its own: closing its connections runs the client's
+/// runtime too, and a store may be dropped anywhere (at the end of a CLI command, a server's
+/// shutdown).
+struct PoolHandle(Option<Pool>);
+
+impl std::ops::Deref for PoolHandle {
+    type Target = Pool;
+    fn deref(&self) -> &Pool {
+        // Taken only in `drop`, after which nothing dereferences it.
+        self.0.as_ref().expect("the pool is there until drop")
+    }
+}
+
+impl Drop for PoolHandle {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }
 
