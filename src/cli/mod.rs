@@ -239,7 +239,8 @@ fn purge(
 ) -> anyhow::Result<()> {
     let store = crate::store::Store::at(place)?;
     let (retention, now) = (retention.retention(), crate::store::now_ms());
-    let purge = |db: &dyn crate::store::Db| db.purge_retention(&retention, now);
+    let purge =
+        |db: &dyn crate::store::Db| crate::store::privacy::purge_retention(db, &retention, now);
     let purged = if dry_run {
         let purged = store.dry_run(purge)?;
         println!("would purge (dry run, nothing changed):");

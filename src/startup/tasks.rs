@@ -120,7 +120,7 @@ async fn purge_daily(state: AppState) {
         let now = state.clock.now_ms();
         let result = state
             .store
-            .write(move |db| db.purge_retention(&retention, now))
+            .write(move |db| crate::store::privacy::purge_retention(db, &retention, now))
             .await;
         match result {
             Ok(p) => tracing::info!(

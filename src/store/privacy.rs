@@ -53,9 +53,9 @@ pub struct Forgotten {
 }
 
 pub trait PrivacyDb {
-    /// Enforces the retention settings in the caller's transaction (a dry run is rolled back
-    /// by the caller), and records what it removed in the audit trail.
-    fn purge_retention(&self, retention: &Retention, now: i64) -> anyhow::Result<Purged>;
+    /// Removes what the retention settings no longer allow, in the caller's transaction; see
+    /// [`purge_retention`], which also records it.
+    fn purge_expired(&self, retention: &Retention, now: i64) -> anyhow::Result<Purged>;
 
     /// Everything held about an account, as JSON: the account (never a code, TOTP secret or
     /// answer: only whether they exist), its calls with journeys and outcomes, failed entries,
@@ -111,4 +111,24 @@ pub fn scrub_strings(value: &mut Value, forms: &[String]) {
         Value::Object(map) => map.values_mut().for_each(|v| scrub_strings(v, forms)),
         _ => {}
     }
+}
+
+/// Enforces the retention settings in the caller's transaction (a dry run is rolled back by
+/// the caller) and records what it removed in the audit trail: the same on every backend.
+pub fn purge_retention(
+    db: &dyn crate::store::Db,
+    retention: &Retention,
+    now: i64,
+) -> anyhow::Result<Purged> {
+    let purged = db.purge_expired(retention, now)?;
+    if purged != Purged::default() {
+        db.append_audit(
+            "callgate",
+            "retention.purge",
+            "retention",
+            &serde_json::to_string(&purged).unwrap_or_default(),
+            now,
+        )?;
+    }
+    Ok(purged)
 }

@@ -482,7 +482,7 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     };
     let purged = fresh
         .store
-        .write_sync(move |db| db.purge_retention(&retention, now))
+        .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, now))
         .unwrap();
     let expected = Purged {
         journeys: 4,
@@ -559,7 +559,7 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     let head = trail[0].seq;
     let again = fresh
         .store
-        .write_sync(move |db| db.purge_retention(&retention, now))
+        .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, now))
         .unwrap();
     assert_eq!(again, Purged::default());
     assert_eq!(
@@ -580,7 +580,7 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     };
     let none = fresh
         .store
-        .write_sync(move |db| db.purge_retention(&forever, now * 10))
+        .write_sync(move |db| crate::store::privacy::purge_retention(db, &forever, now * 10))
         .unwrap();
     assert_eq!(none, Purged::default());
 }
@@ -616,7 +616,7 @@ fn the_journey_purge_reaches_every_due_call(fresh: &Fresh) {
     };
     let purged = fresh
         .store
-        .write_sync(move |db| db.purge_retention(&retention, 5 * DAY_MS))
+        .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, 5 * DAY_MS))
         .unwrap();
     assert_eq!(purged.journeys, n);
     let with_journey = raw.texts("SELECT call_sid FROM calls WHERE state LIKE '%journey%'");

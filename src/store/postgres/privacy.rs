@@ -98,7 +98,7 @@ impl PgDb<'_> {
 }
 
 impl PrivacyDb for PgDb<'_> {
-    fn purge_retention(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
+    fn purge_expired(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
         let journeys = cutoff(now, r.journeys_days);
         let notes = cutoff(now, r.notes_days);
         let details = cutoff(now, r.call_details_days);
@@ -129,15 +129,6 @@ impl PrivacyDb for PgDb<'_> {
                 None => 0,
             },
         };
-        if purged != Purged::default() {
-            self.append_audit(
-                "callgate",
-                "retention.purge",
-                "retention",
-                &serde_json::to_string(&purged).unwrap_or_default(),
-                now,
-            )?;
-        }
         Ok(purged)
     }
 

@@ -19,7 +19,7 @@ fn changes(conn: &Connection, sql: &str, cutoff: Option<i64>) -> anyhow::Result<
 }
 
 impl PrivacyDb for Connection {
-    fn purge_retention(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
+    fn purge_expired(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
         let journeys = cutoff(now, r.journeys_days);
         let notes = cutoff(now, r.notes_days);
         let details = cutoff(now, r.call_details_days);
@@ -56,15 +56,6 @@ impl PrivacyDb for Connection {
                 None => 0,
             },
         };
-        if purged != Purged::default() {
-            self.append_audit(
-                "callgate",
-                "retention.purge",
-                "retention",
-                &serde_json::to_string(&purged).unwrap_or_default(),
-                now,
-            )?;
-        }
         Ok(purged)
     }
 
@@ -398,7 +389,7 @@ mod tests {
             audit_days: 30,
             ..Retention::default()
         };
-        let purged = conn.purge_retention(&r, now).unwrap();
+        let purged = crate::store::privacy::purge_retention(&conn, &r, now).unwrap();
         assert_eq!(purged.audit_entries, 2);
         let left: i64 = conn
             .query_row(
@@ -415,7 +406,12 @@ mod tests {
         // Deletes are refused again once the purge is over.
         assert!(conn.execute("DELETE FROM audit_log", []).is_err());
         // A second purge with nothing old changes nothing and still verifies.
-        assert_eq!(conn.purge_retention(&r, now).unwrap().audit_entries, 0);
+        assert_eq!(
+            crate::store::privacy::purge_retention(&conn, &r, now)
+                .unwrap()
+                .audit_entries,
+            0
+        );
         assert!(matches!(
             conn.verify_audit().unwrap(),
             Verdict::Intact { .. }
