@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use callgate::agent::ScreenPop;
 use callgate::domain::SipUri;
-use callgate::agent::screen_pop::{AccountView, Risk};
+use callgate::agent::screen_pop::{PopAccount, Risk};
 use callgate::ivr::script::PopFields;
 use callgate::twilio::twiml::{
     self, Dial, DialTarget, Enqueue, Gather, Play, Prompt, Response, Say, SpeechInput, TwimlError,
@@ -38,7 +38,7 @@ fn pop(f: &dyn Fn(usize) -> String) -> ScreenPop {
         verified: f(0).len() % 2 == 0,
         level: "medium",
         factors: vec!["account_code", "caller_id"],
-        account: Some(AccountView {
+        account: Some(PopAccount {
             id: f(17),
             name: f(10),
             attributes,

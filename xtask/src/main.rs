@@ -49,6 +49,7 @@ fn test(extra: &[String]) -> Result<ExitCode, String> {
     ensure_browser()?;
     let postgres = ensure_postgres()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    check_fuzz_targets(&cargo)?;
     let mut command = Command::new(cargo);
     without_run_environment(&mut command);
     command.env("CALLGATE_TEST_POSTGRES_URL", postgres.url());
@@ -63,6 +64,31 @@ fn test(extra: &[String]) -> Result<ExitCode, String> {
         Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// The fuzz targets live in a workspace of their own (they need libFuzzer), so `cargo test`
+/// never compiles them and a rename in the library broke CI's fuzzing run unseen once. A plain
+/// `cargo check` of them (about a minute cold, seconds warm) catches that here.
+fn check_fuzz_targets(cargo: &str) -> Result<(), String> {
+    let mut command = Command::new(cargo);
+    without_run_environment(&mut command);
+    let status = command
+        .current_dir(root())
+        .args([
+            "check",
+            "--locked",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+        ])
+        .env("CARGO_TARGET_DIR", root().join("target").join("fuzz-check"))
+        .status()
+        .map_err(|e| format!("cannot run cargo check on the fuzz targets: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the fuzz targets do not compile (cargo check --manifest-path fuzz/Cargo.toml)".into())
+    }
 }
 
 /// `cargo run` gives the program it runs its package's variables and a library path into the
