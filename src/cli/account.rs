@@ -8,7 +8,7 @@ use crate::domain::{PhoneNumber, Region};
 use crate::store::{Store, now_ms, to_rfc3339};
 use crate::usecases::accounts::{self, AccountForm, CallCodeTtl};
 use crate::usecases::settings::set_visible_attributes;
-use crate::verify::Keyring;
+use crate::verify::KeyCustody;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -115,7 +115,7 @@ pub fn run(
             // Everything is checked before anything is opened or written.
             let account = form.validate(region).map_err(refusal)?;
             let store = Store::at(place)?;
-            let keys = Keyring::load_or_create(data_dir)?;
+            let keys = KeyCustody::of(&store, data_dir)?.open(&store, now_ms())?;
             let added = in_transaction(&store, |db| {
                 accounts::add(db, &keys, &operator(), &account, now_ms())
             })?;
@@ -158,7 +158,7 @@ pub fn run(
         AccountCommand::CallCode { id, ttl } => {
             let ttl = CallCodeTtl::minutes(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
             let store = Store::at(place)?;
-            let keys = Keyring::load_or_create(data_dir)?;
+            let keys = KeyCustody::of(&store, data_dir)?.open(&store, now_ms())?;
             let code = in_transaction(&store, |db| {
                 accounts::issue_call_code(db, &keys, &operator(), &id, ttl, now_ms())
             })?;

@@ -2,16 +2,13 @@
 //! the TOTP secrets under it; code hashes follow on their next successful use; `retire` drops an
 //! old version once nothing uses it; `status` shows where things stand.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use super::operator;
 use crate::store::{Store, key_usage, now_ms};
 use crate::usecases::keys;
-use crate::verify::Keyring;
-use crate::verify::keys::KEY_FILE;
+use crate::verify::KeyCustody;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -21,46 +18,44 @@ pub enum KeysCommand {
     Rotate,
     /// The key versions present, the current one, and how many stored secrets use each.
     Status,
-    /// Remove an old key version from the key file, once nothing uses it any more.
+    /// Remove an old key version from the keys, once nothing uses it any more.
     Retire {
         /// The version to remove, as `2` or `v2`.
         version: String,
     },
 }
 
-/// How long a running server may take to notice a changed key file, plus a margin.
+/// How long a running server may take to notice changed keys, plus a margin.
 const PICKUP_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 pub fn run(cmd: KeysCommand, place: &crate::store::Location) -> anyhow::Result<()> {
-    let data_dir = place.data_dir.as_path();
-    let path = data_dir.join(KEY_FILE);
-    if !path.exists() {
-        bail!(
-            "no key file at {}: the server creates one on first start (`callgate serve`), or restore it from its backup",
-            path.display()
-        );
-    }
+    let store = Store::at(place)?;
+    let custody = KeyCustody::of(&store, &place.data_dir)?;
     match cmd {
-        KeysCommand::Rotate => rotate(place, &path),
-        KeysCommand::Status => status(place, &path),
+        KeysCommand::Rotate => rotate(&store, &custody),
+        KeysCommand::Status => status(&store, &custody),
         KeysCommand::Retire { version } => {
             let version = version
                 .trim()
                 .trim_start_matches(['v', 'V'])
                 .parse::<u32>()
                 .with_context(|| format!("{version:?} is not a key version (such as v1)"))?;
-            retire(place, &path, version)
+            keys::retire(&store, &custody, &operator(), version, now_ms())?;
+            println!(
+                "key version v{version} removed from the {}",
+                custody.describe()
+            );
+            Ok(())
         }
     }
 }
 
-fn rotate(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
-    let store = Store::at(place)?;
-    let rotated = keys::rotate(&store, path, &operator(), PICKUP_WAIT, now_ms)?;
+fn rotate(store: &Store, custody: &KeyCustody) -> anyhow::Result<()> {
+    let rotated = keys::rotate(store, custody, &operator(), PICKUP_WAIT, now_ms)?;
     let version = rotated.version;
     println!(
-        "key version v{version} added to {} and made current",
-        path.display()
+        "key version v{version} added to the {} and made current",
+        custody.describe()
     );
     println!(
         "{} TOTP secret(s) re-encrypted under v{version}",
@@ -71,19 +66,23 @@ fn rotate(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
          (`callgate keys status` shows the count; `callgate keys retire VERSION` once it is 0)",
         rotated.old_code_hashes
     );
-    println!(
-        "back up the new {} now, apart from the database",
-        path.display()
-    );
+    match custody {
+        KeyCustody::File(path) => println!(
+            "back up the new {} now, apart from the database",
+            path.display()
+        ),
+        KeyCustody::Database { .. } => println!(
+            "every node took the new version from the database; the database's backups carry it, wrapped (keep the key-encryption key apart from them)"
+        ),
+    }
     Ok(())
 }
 
-fn status(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
-    let keyring = Keyring::load(path)?;
-    let store = Store::at(place)?;
+fn status(store: &Store, custody: &KeyCustody) -> anyhow::Result<()> {
+    let keyring = custody.read(store)?;
     let usage = store.read_sync(|db| db.key_usage(now_ms()))?;
     let current = keyring.current_version();
-    println!("key file: {}", path.display());
+    println!("keys: {}", custody.describe());
     let mut versions: Vec<u32> = keyring.versions();
     versions.extend(usage.keys().copied().filter(|v| !keyring.has_version(*v)));
     versions.sort_unstable();
@@ -92,7 +91,7 @@ fn status(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
         let mark = if v == current {
             " (current)"
         } else if !keyring.has_version(v) {
-            " (MISSING from the key file)"
+            " (MISSING from the keys)"
         } else if u.total() == 0 {
             " (unused: can be retired)"
         } else {
@@ -106,12 +105,5 @@ fn status(place: &crate::store::Location, path: &Path) -> anyhow::Result<()> {
     if let Err(e) = store.read_sync(|db| key_usage::check_keyring(db, &keyring)) {
         bail!("{e:#}");
     }
-    Ok(())
-}
-
-fn retire(place: &crate::store::Location, path: &Path, version: u32) -> anyhow::Result<()> {
-    let store = Store::at(place)?;
-    keys::retire(&store, path, &operator(), version, now_ms())?;
-    println!("key version v{version} removed from {}", path.display());
     Ok(())
 }

@@ -306,9 +306,24 @@ fn migrate_to_postgres(place: &crate::store::Location) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(report.proven(), "the copy could not be proven (see above)");
+    // The keys go along, wrapped under the key-encryption key, and must open what was copied.
+    let store = crate::store::Store::at(place)?;
+    let custody = crate::verify::KeyCustody::of(&store, &place.data_dir)?;
+    let ring = custody.take_over_key_file(&store, crate::store::now_ms())?;
+    store.read_sync(|db| crate::store::key_usage::check_keyring(db, &ring))?;
+    let versions: Vec<String> = ring.versions().iter().map(|v| format!("v{v}")).collect();
     println!(
-        "copied and proven. Next: start every node with CALLGATE_DATABASE_URL set and the same key file ({})",
-        place.data_dir.join(crate::verify::keys::KEY_FILE).display()
+        "keys: {} stored in the {}; they open the copied secrets",
+        versions.join(", "),
+        custody.describe()
+    );
+    let kek = match &custody {
+        crate::verify::KeyCustody::Database { kek, .. } => kek.origin().to_string(),
+        crate::verify::KeyCustody::File(path) => path.display().to_string(),
+    };
+    println!(
+        "copied and proven. Next: start every node with CALLGATE_DATABASE_URL set and the same key-encryption key \
+         ({kek}: copy that file into each node's data directory, or set CALLGATE_KEK from your secrets store)"
     );
     Ok(())
 }
@@ -339,7 +354,8 @@ fn seed(
 ) -> anyhow::Result<()> {
     let data_dir = place.data_dir.as_path();
     let store = crate::store::Store::at(place)?;
-    let keys = crate::verify::Keyring::load_or_create(data_dir)?;
+    let keys =
+        crate::verify::KeyCustody::of(&store, data_dir)?.open(&store, crate::store::now_ms())?;
     let started = std::time::Instant::now();
     let added = crate::loadtest::fixtures::seed(&store, &keys, accounts, calls, force)?;
     println!(

@@ -20,7 +20,7 @@ use crate::store::{Db, Store, now_ms};
 use crate::usecases::accounts::{AccountForm, CallCodeTtl};
 use crate::usecases::users::ValidUser;
 use crate::usecases::{self, Actor};
-use crate::verify::{Keyring, Limits};
+use crate::verify::{KeyCustody, Keyring, Limits};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -244,7 +244,7 @@ const DEMO_ACCOUNTS: [&str; 2] = ["DEMO-1001", "DEMO-1002"];
 fn seed_demo(place: &Location, public_url: &str) -> anyhow::Result<()> {
     let data_dir = place.data_dir.as_path();
     let store = Store::at(place)?;
-    let keys = Keyring::load_or_create(data_dir)?;
+    let keys = KeyCustody::of(&store, data_dir)?.open(&store, now_ms())?;
     // The commands printed below name this very binary and data directory, so that they work
     // when pasted, also after `cargo run` (which puts no `callgate` on the PATH).
     let callgate = shell_word(

@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::ivr::{Catalog, IvrContext, SoundIndex};
 use crate::store::Store;
 use crate::verify::AlertGate;
-use crate::verify::{Keyring, LiveKeyring};
+use crate::verify::KeyCustody;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,14 +51,15 @@ impl AppState {
                 .max_database_mb
                 .map(|mb| mb.saturating_mul(1024 * 1024)),
         )?;
-        let keys = Keyring::load_or_create(&settings.data_dir)?;
-        // A key file that is not the one the database was written with fails every caller:
-        // refuse to start instead, saying so.
+        let custody = KeyCustody::of(&store, &settings.data_dir)?;
+        let keys = custody.open(&store, clock.now_ms())?;
+        // Keys that are not the ones the database was written with fail every caller: refuse
+        // to start instead, saying so.
         store.read_sync(|db| crate::store::key_usage::check_keyring(db, &keys))?;
         let scripts = load_scripts(&store, &settings, clock.now_ms())?;
         let sounds = SoundIndex::scan(&settings.sounds_dir);
         let ivr = IvrContext {
-            keys: Arc::new(LiveKeyring::new(keys)),
+            keys: Arc::new(custody.live(&store, keys)),
             scripts,
             sounds,
             limits: settings.limits.clone(),

@@ -57,6 +57,9 @@ async fn relay_changes(state: AppState, mut feed: crate::store::changes::ChangeF
         match change {
             Change::CallEvent(seq) => state.hub.wake(seq),
             Change::Audited(action) => {
+                if action == "keys.ring" {
+                    reload_keys(&state);
+                }
                 if action.starts_with("script.") {
                     state.hub.scripts_changed.notify_one();
                 }
@@ -65,12 +68,22 @@ async fn relay_changes(state: AppState, mut feed: crate::store::changes::ChangeF
                 }
             }
             Change::Resumed => {
+                reload_keys(&state);
                 state.hub.scripts_changed.notify_one();
                 state.hub.routing_changed.notify_one();
                 state.hub.crm_wake.notify_one();
             }
         }
     }
+}
+
+/// Reads the keys again off the async workers (from the database, where another node changed
+/// them); errors are logged by `reload` and the keys in use stay.
+fn reload_keys(state: &AppState) {
+    let keys = state.ivr.keys.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = keys.reload();
+    });
 }
 
 /// Loads the newest trained speech-routing model at start and whenever `callgate routing train`
@@ -168,7 +181,8 @@ async fn watch_publishes(state: AppState) {
     }
 }
 
-/// SIGHUP reads the key file again at once (it is also read within a second of changing).
+/// SIGHUP reads the keys again at once (a key file is also read within a second of changing;
+/// a database's ring at each change another node makes).
 fn reload_keys_on_sighup(state: &AppState) -> Option<JoinHandle<()>> {
     #[cfg(unix)]
     {
@@ -180,12 +194,11 @@ fn reload_keys_on_sighup(state: &AppState) -> Option<JoinHandle<()>> {
                 return None;
             }
         };
-        let ivr = state.ivr.clone();
+        let state = state.clone();
         Some(tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reading the key file again");
-                // Errors are logged by `reload`; the keys in use stay.
-                let _ = ivr.keys.reload();
+                tracing::info!("SIGHUP: reading the keys again");
+                reload_keys(&state);
             }
         }))
     }

@@ -61,6 +61,39 @@ pub trait KeysDb {
     /// Re-encrypts every TOTP secret not under the current key version, in the caller's
     /// transaction: either all of them are re-sealed or none. Returns how many.
     fn reseal_totp_secrets(&self, keys: &Keyring) -> anyhow::Result<u64>;
+
+    /// The key ring kept in the database (PostgreSQL, several nodes): every master key version,
+    /// wrapped under the key-encryption key, oldest first. Empty where the backend keeps none
+    /// (SQLite: the key file holds the ring).
+    fn key_ring(&self) -> anyhow::Result<Vec<WrappedKey>>;
+
+    /// Stores `keys` as the ring if the database holds none yet, and says whether it did: of
+    /// nodes starting together on a new database, one seeds the ring and the others take it.
+    fn seed_key_ring(&self, keys: &[WrappedKey], now: i64) -> anyhow::Result<bool>;
+
+    /// Adds the next version (one above the highest ever kept) as `wrap` seals it, and returns
+    /// it; two rotations at once make two versions.
+    fn add_key_version(
+        &self,
+        wrap: &dyn Fn(u32) -> anyhow::Result<Vec<u8>>,
+        now: i64,
+    ) -> anyhow::Result<u32>;
+
+    /// Removes one version from the ring; false when it holds no such version.
+    fn remove_key_version(&self, version: u32) -> anyhow::Result<bool>;
+}
+
+/// One master key version as the database keeps it: sealed under the key-encryption key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrappedKey(v{})", self.version)
+    }
 }
 
 /// Refuses a key file that is not the database's: a version the database uses is missing, or a
@@ -75,10 +108,10 @@ pub fn check_keyring(db: &dyn Db, keys: &Keyring) -> anyhow::Result<()> {
         .collect();
     if !missing.is_empty() {
         bail!(
-            "the key file {} lacks key version(s) the database uses: {}. Is it the key file this \
+            "the {} lacks key version(s) the database uses: {}. Is it the key file this \
              database was written with? Restore the right callgate.key (from its backup); without \
              it those codes and TOTP secrets cannot be checked",
-            keys.path().display(),
+            keys.origin(),
             missing.join(", ")
         );
     }
@@ -86,10 +119,10 @@ pub fn check_keyring(db: &dyn Db, keys: &Keyring) -> anyhow::Result<()> {
     for (id, sealed, version) in samples {
         if keys.decrypt(version, &sealed, &id).is_err() {
             bail!(
-                "the key file {} does not match the database: TOTP secrets sealed with key version \
+                "the {} does not match the database: TOTP secrets sealed with key version \
                  v{version} do not decrypt with it (a different or damaged callgate.key). Restore the \
                  right key file from its backup",
-                keys.path().display()
+                keys.origin()
             );
         }
     }

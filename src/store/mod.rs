@@ -169,6 +169,12 @@ pub trait Backend: Send + Sync + 'static {
     fn changes(&self) -> Option<changes::ChangeFeed> {
         None
     }
+
+    /// Whether the master keys are kept in the database (its key ring, wrapped; several nodes
+    /// share it) rather than in the key file beside it (`verify::custody`).
+    fn keys_in_database(&self) -> bool {
+        false
+    }
 }
 
 /// The handle the application holds: cheap to clone, shared by every task.
@@ -303,6 +309,11 @@ impl Store {
     /// See [`Backend::changes`].
     pub fn changes(&self) -> Option<changes::ChangeFeed> {
         self.backend.changes()
+    }
+
+    /// See [`Backend::keys_in_database`].
+    pub fn keys_in_database(&self) -> bool {
+        self.backend.keys_in_database()
     }
 
     /// See [`Backend::purge_erased_copies`].

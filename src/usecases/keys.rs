@@ -1,15 +1,14 @@
-//! Key custody: rotate the server key and retire old versions. Each is audited (`keys.rotate`,
-//! `keys.retire`) with the version, never key material. Both hold the key file's lock, so two
-//! operators cannot change the file at once.
+//! Key custody: rotate the server key and retire old versions, wherever the keys are kept (the
+//! key file, or the database's key ring on PostgreSQL: `verify::custody`). Each is audited
+//! (`keys.rotate`, `keys.retire`) with the version, never key material. Changes take turns:
+//! the key file's lock, or the ring's lock in the database.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::{Actor, Refused, Result};
 use crate::store::Store;
 use crate::store::key_usage::{self, Usage};
-use crate::verify::Keyring;
-use crate::verify::keys::{self, KeyFileLock};
+use crate::verify::KeyCustody;
 
 /// What a rotation did.
 pub struct Rotated {
@@ -21,27 +20,28 @@ pub struct Rotated {
     pub old_code_hashes: u64,
 }
 
-/// Adds a new key version to `key_file`, makes it current and re-encrypts every TOTP secret
-/// under it. Running servers read the file again within a second; `pickup_wait` gives them
-/// that time before anything is sealed under a key they may not have yet. The key file changes
-/// between transactions, so this takes the store rather than one transaction's `Db`.
+/// Adds a new key version, makes it current and re-encrypts every TOTP secret under it.
+/// Running servers take the new key within a second (key file: on their next look at it;
+/// database: at the commit's NOTIFY); `pickup_wait` gives them that time before anything is
+/// sealed under a key they may not have yet. The keys change between transactions, so this
+/// takes the store rather than one transaction's `Db`.
 pub fn rotate(
     store: &Store,
-    key_file: &Path,
+    custody: &KeyCustody,
     actor: &Actor,
     pickup_wait: Duration,
     now: impl Fn() -> i64,
 ) -> Result<Rotated> {
-    let _lock = KeyFileLock::acquire(key_file)?;
-    // Never add a key to a file that is not this database's.
-    let current = Keyring::load(key_file)?;
+    let _lock = custody.lock()?;
+    // Never add a key to a ring that is not this database's.
+    let current = custody.read(store)?;
     store.read_sync(|db| key_usage::check_keyring(db, &current))?;
-    let version = keys::append_version(key_file)?;
-    let keyring = Keyring::load(key_file)?;
-    if keyring.current_version() != version {
+    let version = custody.add_version(store, now())?;
+    let keyring = custody.read(store)?;
+    if !keyring.has_version(version) {
         return Err(anyhow::anyhow!(
-            "{} did not take the new key version v{version}",
-            key_file.display()
+            "the {} did not take the new key version v{version}",
+            custody.describe()
         )
         .into());
     }
@@ -74,17 +74,23 @@ pub fn rotate(
     })
 }
 
-/// Removes an old key version from `key_file`, once nothing stored uses it; the current
-/// version never. The key file's lock is taken first and the database's write lock only for
-/// the audit entry, which commits once the file has changed: a server's writer never waits on
-/// the key file.
-pub fn retire(store: &Store, key_file: &Path, actor: &Actor, version: u32, now: i64) -> Result<()> {
-    let _lock = KeyFileLock::acquire(key_file)?;
-    let keyring = Keyring::load(key_file)?;
+/// Removes an old key version, once nothing stored uses it; the current version never. The
+/// keys' lock is taken first and the database's write lock only for the audit entry, which
+/// commits with the removal (key file: once the file has changed): a server's writer never
+/// waits on the key file.
+pub fn retire(
+    store: &Store,
+    custody: &KeyCustody,
+    actor: &Actor,
+    version: u32,
+    now: i64,
+) -> Result<()> {
+    let _lock = custody.lock()?;
+    let keyring = custody.read(store)?;
     if !keyring.has_version(version) {
         return Err(Refused::NotFound(format!(
-            "{} holds no key version v{version}",
-            key_file.display()
+            "the {} holds no key version v{version}",
+            custody.describe()
         ))
         .into());
     }
@@ -115,8 +121,8 @@ pub fn retire(store: &Store, key_file: &Path, actor: &Actor, version: u32, now: 
             &format!("key version v{version} removed"),
             now,
         )?;
-        // A file that cannot be changed rolls the entry back.
-        keys::remove_version(key_file, version)
+        // Keys that cannot be changed roll the entry back.
+        custody.remove_version(db, version)
     })?;
     tracing::info!(actor = %actor, version, "key version retired");
     Ok(())

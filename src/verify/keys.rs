@@ -103,17 +103,40 @@ impl KeyVersion {
 
 pub struct Keyring {
     versions: BTreeMap<u32, KeyVersion>,
-    path: PathBuf,
+    origin: KeyOrigin,
+}
+
+/// Where a keyring's master keys are kept: the key file (one node, SQLite) or the database,
+/// wrapped under a key-encryption key (several nodes, PostgreSQL; see `custody`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    File(PathBuf),
+    Database(super::kek::KekOrigin),
+}
+
+impl std::fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "key file {}", path.display()),
+            Self::Database(kek) => write!(
+                f,
+                "key ring in the database (opened with the key-encryption key from {kek})"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
-            .field("path", &self.path)
+            .field("origin", &self.origin)
             .field("versions", &self.versions.keys().collect::<Vec<_>>())
             .finish()
     }
 }
+
+/// Master keys by version, as a key file or the database's key ring holds them.
+pub type MasterKeys = BTreeMap<u32, Zeroizing<[u8; 32]>>;
 
 impl Keyring {
     /// Loads `<data_dir>/callgate.key`, creating it (with one fresh key) on first use. Creation is
@@ -128,52 +151,27 @@ impl Keyring {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading key file {}", path.display()))?,
-        );
-        let mut versions = BTreeMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parsed = line.split_once(' ').and_then(|(v, k)| {
-                let version = v.strip_prefix('v')?.parse::<u32>().ok()?;
-                let bytes = Zeroizing::new(STANDARD.decode(k.trim()).ok()?);
-                let master: [u8; 32] = bytes.as_slice().try_into().ok()?;
-                Some((version, master))
-            });
-            let Some((version, master)) = parsed else {
-                bail!(
-                    "{}:{}: expected `v<N> <base64 of 32 bytes>`",
-                    path.display(),
-                    n + 1
-                );
-            };
-            if versions
-                .insert(version, KeyVersion::from_master(&Zeroizing::new(master)))
-                .is_some()
-            {
-                bail!(
-                    "{}:{}: key version v{version} appears twice",
-                    path.display(),
-                    n + 1
-                );
-            }
-        }
-        if versions.is_empty() {
-            bail!("{} holds no key", path.display());
-        }
-        Ok(Self {
-            versions,
-            path: path.to_owned(),
-        })
+        let masters = read_key_file(path)?;
+        Ok(Self::from_masters(
+            &masters,
+            KeyOrigin::File(path.to_owned()),
+        ))
     }
 
-    /// The key file this keyring was read from.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The keyring of these master keys (at least one; the callers check).
+    pub fn from_masters(masters: &MasterKeys, origin: KeyOrigin) -> Self {
+        Self {
+            versions: masters
+                .iter()
+                .map(|(&v, master)| (v, KeyVersion::from_master(master)))
+                .collect(),
+            origin,
+        }
+    }
+
+    /// Where the master keys are kept.
+    pub fn origin(&self) -> &KeyOrigin {
+        &self.origin
     }
 
     /// Every version present, oldest first.
@@ -193,7 +191,7 @@ impl Keyring {
     fn version(&self, version: u32) -> anyhow::Result<&KeyVersion> {
         self.versions
             .get(&version)
-            .with_context(|| format!("key version {version} is not in {}", self.path.display()))
+            .with_context(|| format!("key version {version} is not in the {}", self.origin))
     }
 
     /// The newest version: the one new hashes and ciphertexts are made with.
@@ -280,6 +278,46 @@ impl Keyring {
             .map(Zeroizing::new)
             .map_err(|_| anyhow::anyhow!("sealed secret does not decrypt (wrong key or moved row)"))
     }
+}
+
+/// The master keys of a key file: `v<N> <base64 of 32 bytes>` lines, comments and blank lines
+/// between; at least one, no version twice.
+pub fn read_key_file(path: &Path) -> anyhow::Result<MasterKeys> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?,
+    );
+    let mut versions = MasterKeys::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = line.split_once(' ').and_then(|(v, k)| {
+            let version = v.strip_prefix('v')?.parse::<u32>().ok()?;
+            let bytes = Zeroizing::new(STANDARD.decode(k.trim()).ok()?);
+            let master: [u8; 32] = bytes.as_slice().try_into().ok()?;
+            Some((version, Zeroizing::new(master)))
+        });
+        let Some((version, master)) = parsed else {
+            bail!(
+                "{}:{}: expected `v<N> <base64 of 32 bytes>`",
+                path.display(),
+                n + 1
+            );
+        };
+        if versions.insert(version, master).is_some() {
+            bail!(
+                "{}:{}: key version v{version} appears twice",
+                path.display(),
+                n + 1
+            );
+        }
+    }
+    if versions.is_empty() {
+        bail!("{} holds no key", path.display());
+    }
+    Ok(versions)
 }
 
 /// Holds an exclusive lock on `<key file>.lock` while a command rewrites the key file, so two
@@ -387,15 +425,27 @@ fn replace_key_file(path: &Path, body: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The keyring a running server uses: the key file is read again when it changed (its size,
-/// modification time or inode differ), checked at most once a second on use, or at once on
-/// `reload` (SIGHUP). A key file that fails to load is reported and the keys in use are kept.
+/// The keyring a running server uses. From a key file: the file is read again when it changed
+/// (its size, modification time or inode differ), checked at most once a second on use, or at
+/// once on `reload` (SIGHUP). From the database (several nodes): read again on `reload`, which
+/// the server calls when another node changes the ring (PostgreSQL NOTIFY), when the change feed
+/// resumes after a gap, and on SIGHUP. Keys that fail to load are reported and the keys in use
+/// are kept.
 pub struct LiveKeyring {
     current: std::sync::RwLock<std::sync::Arc<Keyring>>,
-    stamp: std::sync::Mutex<Option<FileStamp>>,
-    epoch: std::time::Instant,
-    /// Milliseconds after `epoch` when the file is looked at next.
-    next_check_ms: std::sync::atomic::AtomicU64,
+    reader: Reader,
+}
+
+enum Reader {
+    File {
+        path: PathBuf,
+        stamp: std::sync::Mutex<Option<FileStamp>>,
+        epoch: std::time::Instant,
+        /// Milliseconds after `epoch` when the file is looked at next.
+        next_check_ms: std::sync::atomic::AtomicU64,
+    },
+    /// Reads the ring from where it is kept (blocking: never call it on an async worker).
+    Source(Box<dyn Fn() -> anyhow::Result<Keyring> + Send + Sync>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,13 +479,34 @@ impl std::fmt::Debug for LiveKeyring {
 }
 
 impl LiveKeyring {
+    /// Keys from a key file, followed as it changes. (A keyring from elsewhere is only
+    /// replaced by `reload`, which reads the file it names, if any.)
     pub fn new(keyring: Keyring) -> Self {
-        let stamp = FileStamp::of(&keyring.path);
+        let reader = match keyring.origin() {
+            KeyOrigin::File(path) => Reader::File {
+                path: path.clone(),
+                stamp: std::sync::Mutex::new(FileStamp::of(path)),
+                epoch: std::time::Instant::now(),
+                next_check_ms: std::sync::atomic::AtomicU64::new(CHECK_INTERVAL_MS),
+            },
+            KeyOrigin::Database(_) => Reader::Source(Box::new(|| {
+                anyhow::bail!("this keyring was given without a way to read it again")
+            })),
+        };
         Self {
             current: std::sync::RwLock::new(std::sync::Arc::new(keyring)),
-            stamp: std::sync::Mutex::new(stamp),
-            epoch: std::time::Instant::now(),
-            next_check_ms: std::sync::atomic::AtomicU64::new(CHECK_INTERVAL_MS),
+            reader,
+        }
+    }
+
+    /// Keys that `read` reads again on each `reload`.
+    pub fn from_source(
+        keyring: Keyring,
+        read: impl Fn() -> anyhow::Result<Keyring> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            current: std::sync::RwLock::new(std::sync::Arc::new(keyring)),
+            reader: Reader::Source(Box::new(read)),
         }
     }
 
@@ -446,61 +517,73 @@ impl LiveKeyring {
         }
     }
 
-    /// The keys to use now. At most once a second this costs a `stat` of the key file; a
-    /// changed file is read again.
+    /// The keys to use now. From a key file, at most once a second this costs a `stat` of the
+    /// file; a changed file is read again.
     pub fn get(&self) -> std::sync::Arc<Keyring> {
         use std::sync::atomic::Ordering;
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_check_ms.load(Ordering::Relaxed);
-        if now >= due
-            && self
-                .next_check_ms
-                .compare_exchange(
-                    due,
-                    now + CHECK_INTERVAL_MS,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        if let Reader::File {
+            epoch,
+            next_check_ms,
+            ..
+        } = &self.reader
         {
-            let _ = self.reload_if_changed(false);
+            let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let due = next_check_ms.load(Ordering::Relaxed);
+            if now >= due
+                && next_check_ms
+                    .compare_exchange(
+                        due,
+                        now + CHECK_INTERVAL_MS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                let _ = self.reload_if_changed(false);
+            }
         }
         self.loaded()
     }
 
-    /// Reads the key file again now (SIGHUP), even if it looks unchanged. Returns the versions
-    /// loaded; on error the keys in use stay.
+    /// Reads the keys again now (SIGHUP, a change another node made), even if they look
+    /// unchanged. Returns the versions loaded; on error the keys in use stay. Blocking.
     pub fn reload(&self) -> anyhow::Result<Vec<u32>> {
         self.reload_if_changed(true)
     }
 
     fn reload_if_changed(&self, force: bool) -> anyhow::Result<Vec<u32>> {
-        let path = self.loaded().path.clone();
-        let mut stamp = match self.stamp.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
+        let read = match &self.reader {
+            Reader::File { path, stamp, .. } => {
+                let mut stamp = match stamp.lock() {
+                    Ok(s) => s,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let fresh = FileStamp::of(path);
+                if !force && *stamp == fresh {
+                    return Ok(self.loaded().versions());
+                }
+                // Recorded before reading: a change while reading is seen on the next check.
+                *stamp = fresh;
+                Keyring::load(path)
+            }
+            Reader::Source(read) => read(),
         };
-        let fresh = FileStamp::of(&path);
-        if !force && *stamp == fresh {
-            return Ok(self.loaded().versions());
-        }
-        // Recorded before reading: a change while reading is seen on the next check.
-        *stamp = fresh;
-        match Keyring::load(&path) {
+        match read {
             Ok(keyring) => {
                 let versions = keyring.versions();
                 let current = keyring.current_version();
+                let origin = keyring.origin().to_string();
                 match self.current.write() {
                     Ok(mut k) => *k = std::sync::Arc::new(keyring),
                     Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(keyring),
                 }
-                tracing::info!(key_file = %path.display(), ?versions, current, "server key file loaded");
+                tracing::info!(keys = %origin, ?versions, current, "server keys loaded");
                 Ok(versions)
             }
             Err(e) => {
                 tracing::error!(
-                    key_file = %path.display(),
-                    "server key file changed but does not load; keeping the keys in use: {e:#}"
+                    keys = %self.loaded().origin(),
+                    "server keys changed but do not load; keeping the keys in use: {e:#}"
                 );
                 Err(e)
             }

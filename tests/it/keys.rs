@@ -181,7 +181,7 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
             .lock()
             .unwrap()
             .iter()
-            .any(|l| l.contains("server key file loaded")),
+            .any(|l| l.contains("server keys loaded")),
         "the server logs that it read the rotated key file"
     );
 
@@ -241,7 +241,7 @@ async fn rotating_while_serving_rekeys_on_use_and_retires_only_unused_keys() {
     let loads = |server: &ServerProcess| {
         let log = server.stderr.lock().unwrap();
         log.iter()
-            .filter(|l| l.contains("server key file loaded"))
+            .filter(|l| l.contains("server keys loaded"))
             .count()
     };
     let loaded_before = loads(&server);

@@ -91,6 +91,12 @@ async fn migrate_to_postgres_copies_proves_and_the_desk_answers_from_the_copy() 
         ["calls", "1", "1"]
     );
     assert!(!printed.contains("MISMATCH"), "{printed}");
+    // The key file's keys went along into the database's ring, wrapped under a new KEK.
+    assert!(
+        printed.contains("keys: v1 stored in the key ring in the database"),
+        "{printed}"
+    );
+    assert!(dir.join("callgate.kek").exists());
 
     // A second copy into the same database is refused: it is not empty any more.
     let again = callgate_cli(&dir, &["migrate-to-postgres", "--database-url", db.url()]);

@@ -25,6 +25,11 @@ impl Keys {
         Self { dir, keys }
     }
 
+    /// The key file.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join(crate::verify::keys::KEY_FILE)
+    }
+
     /// Adds a key version to the file; the keyring read from it afterwards (the old one keeps
     /// answering with the old version).
     pub fn rotate(&self) -> Keyring {

@@ -18,6 +18,7 @@ mod calls;
 mod copy;
 mod events;
 mod health;
+mod key_ring;
 mod key_usage;
 mod knowledge;
 mod outbox;

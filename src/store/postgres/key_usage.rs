@@ -7,7 +7,7 @@ use postgres::types::ToSql;
 
 use super::PgDb;
 use super::accounts::key_version;
-use crate::store::key_usage::{KeysDb, Usage};
+use crate::store::key_usage::{KeysDb, Usage, WrappedKey};
 use crate::verify::Keyring;
 
 impl PgDb<'_> {
@@ -102,5 +102,95 @@ impl KeysDb for PgDb<'_> {
             n += 1;
         }
         Ok(n)
+    }
+
+    fn key_ring(&self) -> anyhow::Result<Vec<WrappedKey>> {
+        let rows = self.tx()?.query(
+            "SELECT version, wrapped FROM key_ring ORDER BY version",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKey {
+                    version: key_version(r.try_get(0)?)?,
+                    wrapped: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    fn seed_key_ring(&self, keys: &[WrappedKey], now: i64) -> anyhow::Result<bool> {
+        self.lock_key_ring()?;
+        let held: i64 = self
+            .tx()?
+            .query_one("SELECT COUNT(*) FROM key_ring", &[])?
+            .try_get(0)?;
+        if held > 0 {
+            return Ok(false);
+        }
+        for key in keys {
+            self.insert_key(key.version, &key.wrapped, now)?;
+        }
+        Ok(true)
+    }
+
+    fn add_key_version(
+        &self,
+        wrap: &dyn Fn(u32) -> anyhow::Result<Vec<u8>>,
+        now: i64,
+    ) -> anyhow::Result<u32> {
+        self.lock_key_ring()?;
+        // One above the highest ever kept (`key_ring_versions`), not the highest kept now: a
+        // retired version's number is never given to another key, so a stale hash or an old
+        // backup can never be read with the wrong key.
+        let highest: i64 = self
+            .tx()?
+            .query_one(
+                "SELECT GREATEST(
+                     (SELECT COALESCE(MAX(version), 0) FROM key_ring),
+                     (SELECT COALESCE(MAX(version), 0) FROM key_ring_versions))",
+                &[],
+            )?
+            .try_get(0)?;
+        let next = key_version(highest + 1)?;
+        let wrapped = wrap(next)?;
+        self.insert_key(next, &wrapped, now)?;
+        Ok(next)
+    }
+
+    fn remove_key_version(&self, version: u32) -> anyhow::Result<bool> {
+        self.lock_key_ring()?;
+        let n = self.tx()?.execute(
+            "DELETE FROM key_ring WHERE version = $1",
+            &[&i64::from(version)],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+/// `pg_advisory_xact_lock` key of the key ring: "cgkeyrng" in ASCII, as a number.
+const KEY_RING_LOCK: i64 = 0x6367_6b65_7972_6e67;
+
+impl PgDb<'_> {
+    /// Changes to the ring take turns: two nodes seeding or two rotations at once.
+    fn lock_key_ring(&self) -> anyhow::Result<()> {
+        self.tx()?
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_RING_LOCK])
+            .context("waiting for the key ring lock")?;
+        Ok(())
+    }
+
+    fn insert_key(&self, version: u32, wrapped: &[u8], now: i64) -> anyhow::Result<()> {
+        let v = i64::from(version);
+        self.tx()?.execute(
+            "INSERT INTO key_ring (version, wrapped, created_at) VALUES ($1, $2, $3)",
+            &[&v, &wrapped, &now],
+        )?;
+        self.tx()?.execute(
+            "INSERT INTO key_ring_versions (version, created_at) VALUES ($1, $2)
+             ON CONFLICT (version) DO NOTHING",
+            &[&v, &now],
+        )?;
+        Ok(())
     }
 }

@@ -264,7 +264,30 @@ CREATE TRIGGER routing_models_notify AFTER INSERT ON routing_models
     FOR EACH ROW EXECUTE FUNCTION notify_routing_model();
 "#;
 
-const VERSIONS: &[&str] = &[V1];
+/// The key ring kept in the database, so every node has the same keys (`verify::custody`):
+/// each master key version wrapped under the key-encryption key the nodes read from their
+/// environment or key-encryption key file. `key_ring_versions` remembers every number ever
+/// given, so a retired version's number is never reused. A change tells every node at commit.
+const V2: &str = r#"
+CREATE TABLE key_ring (
+    version     BIGINT PRIMARY KEY CHECK (version > 0),
+    wrapped     BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE key_ring_versions (
+    version     BIGINT PRIMARY KEY,
+    created_at  BIGINT NOT NULL
+);
+CREATE FUNCTION notify_key_ring() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('callgate_audit', 'keys.ring');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER key_ring_notify AFTER INSERT OR UPDATE OR DELETE ON key_ring
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_key_ring();
+"#;
+
+const VERSIONS: &[&str] = &[V1, V2];
 
 /// Brings the schema up to date under the migration lock; returns the version it is at.
 pub fn apply(client: &mut Client) -> anyhow::Result<usize> {

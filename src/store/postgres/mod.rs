@@ -190,6 +190,10 @@ impl Backend for PgBackend {
     fn changes(&self) -> Option<crate::store::changes::ChangeFeed> {
         Some(listen::spawn(self.config.clone()))
     }
+
+    fn keys_in_database(&self) -> bool {
+        true
+    }
 }
 
 /// The sync client drives each statement on a runtime of its own, which tokio refuses to start

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use rusqlite::{Connection, params};
 
-use crate::store::key_usage::{KeysDb, Usage};
+use crate::store::key_usage::{KeysDb, Usage, WrappedKey};
 use crate::verify::Keyring;
 
 impl KeysDb for Connection {
@@ -96,4 +96,28 @@ impl KeysDb for Connection {
         }
         Ok(n)
     }
+
+    // One node on SQLite: the key file holds the ring (`verify::custody`), never the database.
+    fn key_ring(&self) -> anyhow::Result<Vec<WrappedKey>> {
+        Ok(Vec::new())
+    }
+
+    fn seed_key_ring(&self, _keys: &[WrappedKey], _now: i64) -> anyhow::Result<bool> {
+        anyhow::bail!(NO_RING_HERE)
+    }
+
+    fn add_key_version(
+        &self,
+        _wrap: &dyn Fn(u32) -> anyhow::Result<Vec<u8>>,
+        _now: i64,
+    ) -> anyhow::Result<u32> {
+        anyhow::bail!(NO_RING_HERE)
+    }
+
+    fn remove_key_version(&self, _version: u32) -> anyhow::Result<bool> {
+        anyhow::bail!(NO_RING_HERE)
+    }
 }
+
+const NO_RING_HERE: &str =
+    "on SQLite the key ring is the key file (callgate.key), not the database";
