@@ -29,6 +29,11 @@ pub struct LoadtestArgs {
         default_value_t = format!("http://{}", crate::config::DEFAULT_LISTEN)
     )]
     pub url: String,
+    /// Several nodes behind one public URL: send the webhooks to these addresses in turn (a
+    /// round-robin balancer; repeat the flag per node), each signed for --url as Twilio signs
+    /// for the public URL. Every node runs with `--public-url` set to --url.
+    #[arg(long = "node", value_name = "URL")]
+    pub nodes: Vec<String>,
     /// The auth token the server checks signatures with.
     #[arg(long, env = "CALLGATE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -153,12 +158,14 @@ async fn compare(
         println!("{}", report.render("baseline (fixed TwiML)"));
         reports.push((format!("{prefix}baseline"), report));
     }
-    let report = play(
-        &target(&args.url, &args.token, plan, false)?,
-        plan,
-        args.server_pid,
-    )
-    .await;
+    let mut callgate = target(&args.url, &args.token, plan, false)?;
+    callgate.nodes = std::sync::Arc::new(
+        args.nodes
+            .iter()
+            .map(|n| n.trim_end_matches('/').to_owned())
+            .collect(),
+    );
+    let report = play(&callgate, plan, args.server_pid).await;
     println!("{}", report.render("callgate"));
     if let Some((_, base)) = reports.first() {
         println!("{}", report::ratios(base, &report));
@@ -177,6 +184,8 @@ pub fn target(base: &str, token: &str, plan: &Plan, blind: bool) -> anyhow::Resu
         token: token.to_owned(),
         http,
         blind,
+        nodes: Default::default(),
+        turn: Default::default(),
     })
 }
 

@@ -93,6 +93,24 @@ pub struct Target {
     pub http: reqwest::Client,
     /// Replay the path's webhooks without reading the answers (for the bare baseline handler).
     pub blind: bool,
+    /// Where the webhooks go, in turn, as a round-robin balancer sends them (each signed for
+    /// `base`, the public URL); empty: to `base` itself.
+    pub nodes: std::sync::Arc<Vec<String>>,
+    pub turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Target {
+    /// Where to send a webhook signed for `url`: the next node's address in its place.
+    fn send_to(&self, url: &str) -> String {
+        let Some(path) = url.strip_prefix(&self.base) else {
+            return url.to_owned();
+        };
+        if self.nodes.is_empty() {
+            return url.to_owned();
+        }
+        let n = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}{path}", self.nodes[n % self.nodes.len()])
+    }
 }
 
 /// What an answer asked for next.
@@ -166,8 +184,15 @@ impl<'a> Call<'a> {
         } else {
             format!("{}{url}", self.target.base)
         };
-        let result =
-            emulator::post_signed(&self.target.http, &self.target.token, &url, &params).await;
+        let send_to = self.target.send_to(&url);
+        let result = emulator::post_signed_via(
+            &self.target.http,
+            &self.target.token,
+            &url,
+            &send_to,
+            &params,
+        )
+        .await;
         let outcome = match result {
             Err(e) if e.is_timeout() => Err("timeout".to_owned()),
             Err(e) if e.is_connect() => Err("connect".to_owned()),

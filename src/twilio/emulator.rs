@@ -54,8 +54,20 @@ pub async fn post_signed(
     url: &str,
     params: &[(String, String)],
 ) -> reqwest::Result<reqwest::Response> {
+    post_signed_via(http, token, url, url, params).await
+}
+
+/// Like `post_signed`, signed for `url` (the public URL Twilio knows) but sent to `send_to`,
+/// as a balancer in front of several nodes forwards it.
+pub async fn post_signed_via(
+    http: &reqwest::Client,
+    token: &str,
+    url: &str,
+    send_to: &str,
+    params: &[(String, String)],
+) -> reqwest::Result<reqwest::Response> {
     let sig = signature::compute(token, url, params);
-    http.post(url)
+    http.post(send_to)
         .header("X-Twilio-Signature", sig)
         .header("User-Agent", "TwilioProxy/1.1 (callgate)")
         .form(params)

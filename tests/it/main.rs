@@ -19,6 +19,7 @@ mod keys;
 mod loadtest;
 mod logging;
 mod nodes_keys;
+mod nodes_load;
 mod openapi;
 mod postgres;
 mod privacy;
