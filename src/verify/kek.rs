@@ -5,7 +5,6 @@
 //! (mode 0600, made on the first start when neither exists). A leaked database without the KEK
 //! opens no code hash and no TOTP secret, exactly as a leaked SQLite file without the key file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -190,8 +189,6 @@ fn decode(b64: &str) -> anyhow::Result<Zeroizing<[u8; 32]>> {
 }
 
 fn create(path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().context("KEK file has no parent directory")?;
-    crate::store::create_private_dir(dir)?;
     let mut key = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(key.as_mut());
     let body = Zeroizing::new(format!(
@@ -200,26 +197,7 @@ fn create(path: &Path) -> anyhow::Result<()> {
          kek {}\n",
         STANDARD.encode(key.as_ref())
     ));
-    let tmp = dir.join(format!(".{KEK_FILE}.{}.tmp", std::process::id()));
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(body.as_bytes())?;
-        file.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(()),
-        // Another process made it first: theirs is the one.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
+    super::keys::create_secret_file(path, &body)
 }
 
 #[cfg(test)]

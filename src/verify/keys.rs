@@ -592,8 +592,6 @@ impl LiveKeyring {
 }
 
 fn create_key_file(path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().context("key file has no parent directory")?;
-    crate::store::create_private_dir(dir)?;
     let mut master = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(master.as_mut());
     let body = Zeroizing::new(format!(
@@ -601,7 +599,21 @@ fn create_key_file(path: &Path) -> anyhow::Result<()> {
          # Without it no account code, call code or TOTP secret can be checked.\nv1 {}\n",
         STANDARD.encode(master.as_ref())
     ));
-    let tmp = dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+    create_secret_file(path, &body)
+}
+
+/// Makes `path` (mode 0600, its directory 0700 if new) holding `body`, unless it exists: the
+/// body goes to a private temporary file, synced, then hard-linked into place, so of processes
+/// starting together exactly one file wins and all of them read that one.
+pub(super) fn create_secret_file(path: &Path, body: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .context("secret file has no parent directory")?;
+    crate::store::create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "secret".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
