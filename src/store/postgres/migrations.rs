@@ -264,7 +264,16 @@ CREATE TRIGGER routing_models_notify AFTER INSERT ON routing_models
     FOR EACH ROW EXECUTE FUNCTION notify_routing_model();
 "#;
 
-const VERSIONS: &[&str] = &[V1];
+/// When the guessing alert was last raised: one row every node reads and claims, so the alert
+/// goes out once per period for the desk, not once per node.
+const V2: &str = r#"
+CREATE TABLE alert_gate (
+    id              BIGINT PRIMARY KEY CHECK (id = 1),
+    last_raised_at  BIGINT NOT NULL
+);
+"#;
+
+const VERSIONS: &[&str] = &[V1, V2];
 
 /// Brings the schema up to date under the migration lock; returns the version it is at.
 pub fn apply(client: &mut Client) -> anyhow::Result<usize> {
