@@ -508,8 +508,8 @@ async fn scripts_visible_attributes_and_routing_models_changed_through_one_node_
 }
 
 /// A CRM counting what it is sent, by the node that sent it (each node is given its own path)
-/// and the call: each call's first attempt fails; one call's first attempt can be made to hang
-/// until the sender dies.
+/// and the call: each call's first attempt fails; one call's first attempt can be made slow
+/// (longer than the lease), another's to hang until the sender dies.
 #[derive(Default)]
 struct Crm {
     /// (node, call_sid, answered 2xx)
@@ -517,6 +517,8 @@ struct Crm {
     /// The next first attempt hangs; the node it came from is noted here.
     hang_next: bool,
     hung_by: Option<String>,
+    /// The next first attempt is answered (500) after this long.
+    slow_next: Option<Duration>,
 }
 
 impl Crm {
@@ -539,7 +541,7 @@ async fn crm() -> (String, Arc<Mutex<Crm>>) {
                 async move {
                     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
                     let sid = body["screen_pop"]["call_sid"].as_str().unwrap().to_owned();
-                    let (first, hang) = {
+                    let (first, hang, slow) = {
                         let mut c = seen.lock().unwrap();
                         let first = !c.attempts.iter().any(|(_, s, _)| *s == sid);
                         let hang = first && c.hang_next;
@@ -547,12 +549,16 @@ async fn crm() -> (String, Arc<Mutex<Crm>>) {
                             c.hang_next = false;
                             c.hung_by = Some(node.clone());
                         }
+                        let slow = if first { c.slow_next.take() } else { None };
                         c.attempts.push((node, sid, !first));
-                        (first, hang)
+                        (first, hang, slow)
                     };
                     if hang {
                         // Until the sender gives up or dies.
                         std::future::pending::<()>().await;
+                    }
+                    if let Some(wait) = slow {
+                        tokio::time::sleep(wait).await;
                     }
                     if first {
                         StatusCode::INTERNAL_SERVER_ERROR
@@ -584,6 +590,10 @@ async fn each_crm_delivery_is_sent_once_across_nodes_and_resumes_when_its_sender
                 &format!("{base}/{path}"),
                 "--crm-webhook-secret",
                 "crm-shared-secret-0123456789",
+                // Short, so that the dead node's delivery comes within the test's time; the
+                // renewals (every second) keep a live node's claims however slow the CRM.
+                "--crm-lease",
+                "3s",
             ],
         )
     };
@@ -628,6 +638,34 @@ async fn each_crm_delivery_is_sent_once_across_nodes_and_resumes_when_its_sender
         }
         let by_a = c.attempts.iter().filter(|(n, _, _)| n == "a").count();
         eprintln!("{} attempts, {by_a} sent by node A", c.attempts.len());
+    }
+
+    // A CRM slower than the lease: the sender renews its claim, so the other node leaves the
+    // delivery alone meanwhile (the same delivery from both would be two attempts here).
+    let slow = Duration::from_millis(4_500);
+    crm.lock().unwrap().slow_next = Some(slow);
+    let (caller, answered) = handoff_via(&b, &a, "+48601440001", "86428642").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while crm.lock().unwrap().delivered(&caller.call_sid) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow CRM's delivery never came"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Only the retry after the slow failure: nobody took it over while the CRM was slow.
+    let took = answered.elapsed();
+    eprintln!("delivery behind a CRM slower than the lease: {took:?}");
+    assert!(took >= slow, "sent by another node meanwhile: {took:?}");
+    {
+        let c = crm.lock().unwrap();
+        let attempts: Vec<_> = c
+            .attempts
+            .iter()
+            .filter(|(_, s, _)| *s == caller.call_sid)
+            .collect();
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+        assert_eq!(c.delivered(&caller.call_sid), 1);
     }
 
     // A node dies (kill -9) while it holds a delivery: the other node sends it once the
