@@ -84,7 +84,17 @@ pub struct CrmWebhook {
     pub retry_base: Duration,
     /// Attempts in all before a delivery is given up.
     pub max_attempts: u32,
+    /// How long deliveries a server claimed are its alone without it renewing the claim
+    /// (`CALLGATE_CRM_LEASE`): how long a delivery held by a server that died waits for
+    /// another. See `crate::agent::crm`.
+    pub lease: Duration,
 }
+
+/// The CRM delivery lease's default: a dead node's deliveries wait at most this long for
+/// another node (a live one renews its claim every third of it, however long a CRM takes).
+pub const DEFAULT_CRM_LEASE: Duration = Duration::from_secs(15);
+/// The shortest lease taken: below it the renewals would be most of the task's work.
+pub const MIN_CRM_LEASE: Duration = Duration::from_secs(1);
 
 impl CrmWebhook {
     pub fn new(url: &str, secret: &str) -> Self {
@@ -93,6 +103,7 @@ impl CrmWebhook {
             secret: zeroize::Zeroizing::new(secret.to_owned()),
             retry_base: Duration::from_secs(1),
             max_attempts: 12,
+            lease: DEFAULT_CRM_LEASE,
         }
     }
 }
@@ -104,6 +115,7 @@ impl std::fmt::Debug for CrmWebhook {
             .field("secret", &"[redacted]")
             .field("retry_base", &self.retry_base)
             .field("max_attempts", &self.max_attempts)
+            .field("lease", &self.lease)
             .finish()
     }
 }

@@ -9,8 +9,15 @@
 //! (the base doubling up to 10 minutes), up to the configured number of attempts.
 //!
 //! Every server on the database runs this task (several nodes on PostgreSQL, or a second
-//! server on one SQLite file): each claims the due deliveries for a while (`LEASE`) before
-//! sending them, so a delivery is sent by one of them.
+//! server on one SQLite file): each claims the due deliveries for a while (the lease,
+//! `CALLGATE_CRM_LEASE`, 15 s by default) before sending them, so a delivery is sent by one of
+//! them, and renews its claim every third of the lease while it works through them, however
+//! slow the CRM. A server that dies (kill -9, a lost machine) renews nothing: what it held is
+//! due again when its lease runs out and another server sends it. So the lease is short: it is
+//! how long a dead node delays its deliveries. (It was 200 s, fixed, sized to cover a whole
+//! batch of timed-out requests without renewal: a node's death held its deliveries back for
+//! over three minutes.) A server whose renewal failed (the database unreachable longer than
+//! the lease) may see a delivery sent twice, with the same `X-Callgate-Delivery` id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +39,6 @@ const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 const IDLE: Duration = Duration::from_secs(30);
 /// Deliveries claimed at a time; they are sent one after another.
 const BATCH: u32 = 20;
-/// How long claimed deliveries are this task's alone: twice what sending a whole batch may
-/// take (each request gives up after `TIMEOUT`). One whose sender died (a restart, a node
-/// gone) is sent again after it (a stopping server hands its claims back at once); one still
-/// unsent when the lease ends may be sent twice (once by another node), with the same
-/// `X-Callgate-Delivery` id.
-const LEASE: Duration = TIMEOUT.saturating_mul(2 * BATCH);
 /// How long a stop waits for the task to hand its claims back.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
@@ -116,7 +117,8 @@ async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
         }
         // A write: the claim keeps other nodes' tasks off these deliveries for the lease. A
         // stop asked for meanwhile waits (its permit is kept) until the claim is known.
-        let lease_until = now.saturating_add(i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX));
+        let lease_ms = i64::try_from(hook.lease.as_millis()).unwrap_or(i64::MAX / 4);
+        let mut lease_until = now.saturating_add(lease_ms);
         let due = state
             .store
             .write(move |db| db.claim_crm_deliveries(now, BATCH, lease_until))
@@ -126,14 +128,25 @@ async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
                 Vec::new()
             });
         let mut unsent: Vec<i64> = due.iter().map(|d| d.id).collect();
+        let every = hook.lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for delivery in due {
-            tokio::select! {
-                () = deliver(&state, &hook, &client, delivery) => {
-                    unsent.remove(0);
-                }
-                () = stop.notified() => {
-                    release(&state.store, unsent, lease_until).await;
-                    return;
+            let sending = deliver(&state, &hook, &client, delivery);
+            tokio::pin!(sending);
+            loop {
+                tokio::select! {
+                    () = &mut sending => {
+                        unsent.remove(0);
+                        break;
+                    }
+                    _ = renew.tick() => {
+                        lease_until = renew_lease(&state, &unsent, lease_until, lease_ms).await;
+                    }
+                    () = stop.notified() => {
+                        release(&state.store, unsent, lease_until).await;
+                        return;
+                    }
                 }
             }
         }
@@ -157,6 +170,36 @@ async fn run(state: AppState, hook: CrmWebhook, stop: Arc<Notify>) {
             () = state.hub.crm_wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
             () = stop.notified() => return,
+        }
+    }
+}
+
+/// Extends this task's claim on the deliveries it has not sent yet to a lease from now; the
+/// lease they are under from here (the old one if the renewal could not be written).
+async fn renew_lease(state: &AppState, ids: &[i64], lease_until: i64, lease_ms: i64) -> i64 {
+    if ids.is_empty() {
+        return lease_until;
+    }
+    let new_until = state.clock.now_ms().saturating_add(lease_ms);
+    let owned = ids.to_vec();
+    let renewed = state
+        .store
+        .write(move |db| db.renew_crm_lease(&owned, lease_until, new_until))
+        .await;
+    match renewed {
+        Ok(n) => {
+            if n < ids.len() {
+                tracing::warn!(
+                    claimed = ids.len(),
+                    renewed = n,
+                    "CRM deliveries were claimed by another server after this one's lease ran out; they may be sent twice"
+                );
+            }
+            new_until
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "renewing the claim on CRM deliveries failed; another server may send them when it runs out");
+            lease_until
         }
     }
 }

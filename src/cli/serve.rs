@@ -64,6 +64,11 @@ pub struct ServeArgs {
     /// The HMAC-SHA256 key of the CRM webhook's `X-Callgate-Signature`.
     #[arg(long, env = "CALLGATE_CRM_WEBHOOK_SECRET", hide_env_values = true)]
     pub crm_webhook_secret: Option<String>,
+    /// How long a server's claim on CRM deliveries lasts unless renewed (e.g. 15s, at least
+    /// 1s): a server that dies holding deliveries delays them by at most this much (another
+    /// server sends them then); a live one renews its claim every third of it.
+    #[arg(long, env = "CALLGATE_CRM_LEASE", default_value_t = config::DEFAULT_CRM_LEASE.into())]
+    pub crm_lease: humantime::Duration,
     /// Origins allowed to show `/pop/{token}` in a frame, comma-separated
     /// (e.g. https://crm.example.com,https://flex.twilio.com).
     #[arg(long, env = "CALLGATE_CRM_FRAME_ORIGINS", default_value = "")]
@@ -186,7 +191,15 @@ pub async fn run(args: ServeArgs, place: Location, region: Region) -> anyhow::Re
                 "CALLGATE_CRM_WEBHOOK_SECRET must be set (16 characters or more) with CALLGATE_CRM_WEBHOOK_URL: \
                  the CRM checks each delivery's signature with it"
             );
-            Some(CrmWebhook::new(url, secret))
+            let lease: Duration = args.crm_lease.into();
+            anyhow::ensure!(
+                lease >= config::MIN_CRM_LEASE,
+                "CALLGATE_CRM_LEASE must be at least {}",
+                humantime::format_duration(config::MIN_CRM_LEASE)
+            );
+            let mut hook = CrmWebhook::new(url, secret);
+            hook.lease = lease;
+            Some(hook)
         }
     };
     let crm_frame_origins = parse_frame_origins(&args.crm_frame_origins)?;

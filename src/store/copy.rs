@@ -37,6 +37,7 @@ pub const TABLES: &[&str] = &[
     "failures",
     "number_locks",
     "failure_minutes",
+    "alert_gate",
     "audit_log",
     "audit_anchor",
     "settings",

@@ -36,6 +36,19 @@ pub trait OutboxDb {
         now: i64,
     ) -> anyhow::Result<usize>;
 
+    /// Extends a claim still held (`lease_until`) to `new_until`: a sender that is slow, not
+    /// dead, keeps its deliveries. Returns how many were still its own (one recorded
+    /// meanwhile, or claimed by someone else after the lease ran out, is not).
+    fn renew_crm_lease(
+        &self,
+        ids: &[i64],
+        lease_until: i64,
+        new_until: i64,
+    ) -> anyhow::Result<usize> {
+        // The same move of `next_at` from the lease to another time as a release.
+        self.release_crm_deliveries(ids, lease_until, new_until)
+    }
+
     /// When the next delivery falls due, if any is pending (a claimed one: when its lease
     /// runs out).
     fn next_crm_due(&self) -> anyhow::Result<Option<i64>>;

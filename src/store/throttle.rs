@@ -52,10 +52,19 @@ pub trait ThrottleDb {
     fn failures_from_number_since(&self, caller: &str, since: i64) -> anyhow::Result<u32>;
 
     /// Locks the calling number until `until` (or later, if it is locked longer already).
-    fn lock_number(&self, caller: &str, until: i64) -> anyhow::Result<()>;
+    /// `true` when this started the lock: the number was not locked at `now`. Of several
+    /// connections (nodes) locking one number at once, exactly one is told it started it, so
+    /// the lock is reported once.
+    fn lock_number(&self, caller: &str, until: i64, now: i64) -> anyhow::Result<bool>;
 
     /// Counts one failure across the system and returns the failures of the last 60 s.
     fn count_failure_last_minute(&self, now: i64) -> anyhow::Result<i64>;
+
+    /// Takes the turn to raise the guessing alert: `true` (and `now` recorded) when nobody on
+    /// this database raised it in the `quiet_ms` before `now`. Every node shares it, so the
+    /// alert goes out once per period for the desk, not once per node; of several at once,
+    /// one gets `true`.
+    fn claim_alert(&self, now: i64, quiet_ms: i64) -> anyhow::Result<bool>;
 
     /// A completed verification forgives the account's earlier failures.
     fn reset_account_failures(&self, account_id: &str) -> anyhow::Result<()>;

@@ -25,8 +25,14 @@ pub struct FailureOutcome {
     pub global_alert: Option<i64>,
 }
 
-/// Raises the global guessing alert at most once a minute in the log, counting every time the
-/// threshold is crossed.
+/// How often at most the global guessing alert is raised in the log.
+const ALERT_QUIET_MS: i64 = 60_000;
+
+/// Raises the global guessing alert at most once a minute in the log for the whole desk,
+/// counting every time the threshold is crossed. Several nodes on one database see the same
+/// failures cross the threshold: the turn to raise it is taken in the database
+/// (`ThrottleDb::claim_alert`), so one of them raises it, once. This process's memory of its
+/// own last alert only spares the database the question while it is fresh.
 #[derive(Debug, Default)]
 pub struct AlertGate {
     last_logged_ms: AtomicI64,
@@ -34,21 +40,19 @@ pub struct AlertGate {
 }
 
 impl AlertGate {
-    fn raise(&self, failures_last_minute: i64, now: i64) {
+    fn raise(&self, db: &dyn Db, failures_last_minute: i64, now: i64) -> anyhow::Result<()> {
         self.raised.fetch_add(1, Ordering::Relaxed);
         let last = self.last_logged_ms.load(Ordering::Relaxed);
-        if now - last >= 60_000
-            && self
-                .last_logged_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                target: "callgate::alert",
-                failures_last_minute,
-                "ALERT: verification failures across the system above the alert threshold (possible code guessing)"
-            );
+        if now - last < ALERT_QUIET_MS || !db.claim_alert(now, ALERT_QUIET_MS)? {
+            return Ok(());
         }
+        self.last_logged_ms.store(now, Ordering::Relaxed);
+        tracing::warn!(
+            target: "callgate::alert",
+            failures_last_minute,
+            "ALERT: verification failures across the system above the alert threshold (possible code guessing)"
+        );
+        Ok(())
     }
 }
 
@@ -105,10 +109,9 @@ pub fn count_failure(
 
     let from_number = db.failures_from_number_since(caller_key, now - ms(limits.number_window))?;
     if from_number >= limits.number_max_failures {
-        // Reported once, when the lock starts: failures while locked only extend it.
-        let already = db.number_locked(caller_key, now)?;
-        db.lock_number(caller_key, now + ms(limits.number_lock))?;
-        if !already {
+        // Reported once, when the lock starts: failures while locked only extend it. Of several
+        // nodes locking it at once, the store tells one that it started it.
+        if db.lock_number(caller_key, now + ms(limits.number_lock), now)? {
             outcome.number_locked = true;
             watch.lockout("number");
             tracing::warn!(target: "callgate::security", caller = %caller.masked(), "calling number locked out after repeated failures");
@@ -130,7 +133,7 @@ pub fn count_failure(
     let last_minute = db.count_failure_last_minute(now)?;
     if last_minute > i64::from(limits.global_alert_per_minute) {
         outcome.global_alert = Some(last_minute);
-        watch.alert(last_minute, now);
+        watch.alert(db, last_minute, now)?;
     }
     Ok(outcome)
 }
@@ -152,9 +155,9 @@ impl Watch<'_> {
         self.metrics.lockouts.get_or_create(&Kind { kind }).inc();
     }
 
-    fn alert(&self, failures_last_minute: i64, now: i64) {
+    fn alert(&self, db: &dyn Db, failures_last_minute: i64, now: i64) -> anyhow::Result<()> {
         self.metrics.guessing_alerts.inc();
-        self.alerts.raise(failures_last_minute, now);
+        self.alerts.raise(db, failures_last_minute, now)
     }
 }
 

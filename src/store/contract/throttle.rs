@@ -81,12 +81,14 @@ fn a_completed_verification_forgives_the_failures(store: &Store) {
 
 fn a_number_lock_only_grows(store: &Store) {
     let caller = "+48601234567";
-    store
-        .write_sync(|db| db.lock_number(caller, 10_000))
+    let started = store
+        .write_sync(|db| db.lock_number(caller, 10_000, 1_000))
         .unwrap();
-    store
-        .write_sync(|db| db.lock_number(caller, 5_000))
+    assert!(started, "the first lock starts");
+    let started = store
+        .write_sync(|db| db.lock_number(caller, 5_000, 2_000))
         .unwrap();
+    assert!(!started, "locked at 2_000 already");
     let checks = store
         .read_sync(|db| {
             Ok([
@@ -101,9 +103,10 @@ fn a_number_lock_only_grows(store: &Store) {
         [true, false, false],
         "a shorter lock does not shorten"
     );
-    store
-        .write_sync(|db| db.lock_number(caller, 20_000))
+    let started = store
+        .write_sync(|db| db.lock_number(caller, 20_000, 10_000))
         .unwrap();
+    assert!(started, "the lock had ended at 10_000: a new one starts");
     assert!(
         store
             .read_sync(|db| db.number_locked(caller, 19_999))
@@ -190,7 +193,7 @@ fn failures_at_once_are_each_counted(store: &Store) {
             let in_a_row = db.bump_account_failures("A-1")?;
             let last_minute = db.count_failure_last_minute(now)?;
             let until = now + 1_000 * i64::try_from(i).unwrap_or(0);
-            db.lock_number("+48601234567", until)?;
+            db.lock_number("+48601234567", until, now)?;
             Ok((in_a_row, last_minute))
         });
         let results: Vec<(Option<u32>, i64)> = results.into_iter().map(Result::unwrap).collect();
@@ -225,7 +228,41 @@ fn failures_at_once_are_each_counted(store: &Store) {
     }
 }
 
+/// Several connections (nodes) lock one number at once, and again while it is locked: one of
+/// the first is told it started the lock, none of the second.
+fn a_number_lock_is_started_once_among_many_at_once(store: &Store) {
+    const N: usize = 6;
+    for (round, now) in [(0, 1_000), (1, 2_000)] {
+        let results = race(store, N, |db, _, _| {
+            db.lock_number("+48601234567", 100_000, now)
+        });
+        let started = results
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|s| *s)
+            .count();
+        assert_eq!(started, 1 - round, "round {round}");
+    }
+}
+
+/// The guessing alert's turn: one of several at once gets it, nobody within the quiet period
+/// after, the first after it.
+fn the_alert_is_claimed_once_per_period(store: &Store) {
+    const N: usize = 6;
+    for (now, expected) in [(1_000, 1), (30_000, 0), (61_000, 1), (61_500, 0)] {
+        let results = race(store, N, |db, _, _| db.claim_alert(now, 60_000));
+        let claimed = results
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|c| *c)
+            .count();
+        assert_eq!(claimed, expected, "at {now}");
+    }
+}
+
 both_backends!(
+    a_number_lock_is_started_once_among_many_at_once,
+    the_alert_is_claimed_once_per_period,
     an_account_lock_holds_until_its_end_and_lifts,
     a_completed_verification_forgives_the_failures,
     a_number_lock_only_grows,

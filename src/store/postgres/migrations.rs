@@ -264,11 +264,20 @@ CREATE TRIGGER routing_models_notify AFTER INSERT ON routing_models
     FOR EACH ROW EXECUTE FUNCTION notify_routing_model();
 "#;
 
+/// When the guessing alert was last raised: one row every node reads and claims, so the alert
+/// goes out once per period for the desk, not once per node.
+const V2: &str = r#"
+CREATE TABLE alert_gate (
+    id              BIGINT PRIMARY KEY CHECK (id = 1),
+    last_raised_at  BIGINT NOT NULL
+);
+"#;
+
 /// The key ring kept in the database, so every node has the same keys (`verify::custody`):
 /// each master key version wrapped under the key-encryption key the nodes read from their
 /// environment or key-encryption key file. `key_ring_versions` remembers every number ever
 /// given, so a retired version's number is never reused. A change tells every node at commit.
-const V2: &str = r#"
+const V3: &str = r#"
 CREATE TABLE key_ring (
     version     BIGINT PRIMARY KEY CHECK (version > 0),
     wrapped     BYTEA NOT NULL,
@@ -287,7 +296,7 @@ CREATE TRIGGER key_ring_notify AFTER INSERT OR UPDATE OR DELETE ON key_ring
     FOR EACH STATEMENT EXECUTE FUNCTION notify_key_ring();
 "#;
 
-const VERSIONS: &[&str] = &[V1, V2];
+const VERSIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the schema up to date under the migration lock; returns the version it is at.
 pub fn apply(client: &mut Client) -> anyhow::Result<usize> {

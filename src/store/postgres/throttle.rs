@@ -7,6 +7,10 @@ use anyhow::Context;
 use super::PgDb;
 use crate::store::throttle::{FailureKind, ThrottleDb};
 
+/// The class of the numbers' advisory locks (`pg_advisory_xact_lock(class, hashtext(number))`;
+/// the two-key form does not share the one-key form's space): "nloc" in ASCII.
+const NUMBER_LOCK_CLASS: i32 = 0x6e6c_6f63;
+
 impl PgDb<'_> {
     /// Counts one failure in this minute's bucket and estimates the failures of the last 60 s:
     /// this minute's count plus the previous minute's, weighted by how much of it is still in
@@ -124,7 +128,19 @@ impl ThrottleDb for PgDb<'_> {
         u32::try_from(n).context("a number's failure count out of range")
     }
 
-    fn lock_number(&self, caller: &str, until: i64) -> anyhow::Result<()> {
+    fn lock_number(&self, caller: &str, until: i64, now: i64) -> anyhow::Result<bool> {
+        // Whether the number was locked, and the lock, must not interleave with another node
+        // doing the same (both would see it unlocked, both report the lock): the number's
+        // advisory lock, held to the commit, orders them; the look after it sees what the
+        // previous holder committed (READ COMMITTED). A row lock cannot do it: before the
+        // first lock there is no row.
+        self.tx()?
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&NUMBER_LOCK_CLASS, &caller],
+            )
+            .context("waiting for the number's lock")?;
+        let already = self.number_locked(caller, now)?;
         // GREATEST under the row lock: of two nodes locking the number at once, the longer
         // lock stays, whichever commits last.
         self.tx()?.execute(
@@ -133,11 +149,37 @@ impl ThrottleDb for PgDb<'_> {
              SET locked_until = GREATEST(number_locks.locked_until, EXCLUDED.locked_until)",
             &[&caller, &until],
         )?;
-        Ok(())
+        Ok(!already)
     }
 
     fn count_failure_last_minute(&self, now: i64) -> anyhow::Result<i64> {
         self.failures_last_minute(now)
+    }
+
+    fn claim_alert(&self, now: i64, quiet_ms: i64) -> anyhow::Result<bool> {
+        // A plain UPDATE first: while the alert was raised recently (every failure of an
+        // attack asks), the row does not match and is not locked, so the failing webhooks do
+        // not queue behind each other. A match is re-checked on the locked row, so of two
+        // nodes at once one updates and the other finds it raised.
+        let updated = self
+            .tx()?
+            .execute(
+                "UPDATE alert_gate SET last_raised_at = $1 WHERE id = 1 AND last_raised_at <= $1::BIGINT - $2::BIGINT",
+                &[&now, &quiet_ms],
+            )
+            .context("claiming the guessing alert")?;
+        if updated == 1 {
+            return Ok(true);
+        }
+        // The first alert ever: of two inserts at once, the second waits and does nothing.
+        let inserted = self
+            .tx()?
+            .execute(
+                "INSERT INTO alert_gate (id, last_raised_at) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&now],
+            )
+            .context("claiming the guessing alert")?;
+        Ok(inserted == 1)
     }
 
     fn reset_account_failures(&self, account_id: &str) -> anyhow::Result<()> {

@@ -261,6 +261,15 @@ CREATE TABLE routing_models (
 ) STRICT;
 "#;
 
+/// Issue 13: when the guessing alert was last raised, in the database, so that several servers
+/// on one database raise it once per period between them, not once each.
+const V7: &str = r#"
+CREATE TABLE alert_gate (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    last_raised_at  INTEGER NOT NULL
+) STRICT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -269,6 +278,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 

@@ -85,17 +85,33 @@ impl ThrottleDb for Connection {
             .context("counting a number's failures")
     }
 
-    fn lock_number(&self, caller: &str, until: i64) -> anyhow::Result<()> {
+    fn lock_number(&self, caller: &str, until: i64, now: i64) -> anyhow::Result<bool> {
+        // One writer: nothing changes the row between the look and the upsert.
+        let already = self.number_locked(caller, now)?;
         self.prepare_cached(
             "INSERT INTO number_locks (caller, locked_until) VALUES (?1, ?2)
              ON CONFLICT(caller) DO UPDATE SET locked_until = MAX(locked_until, ?2)",
         )?
         .execute(params![caller, until])?;
-        Ok(())
+        Ok(!already)
     }
 
     fn count_failure_last_minute(&self, now: i64) -> anyhow::Result<i64> {
         failures_last_minute(self, now)
+    }
+
+    fn claim_alert(&self, now: i64, quiet_ms: i64) -> anyhow::Result<bool> {
+        let claimed = self
+            .prepare_cached(
+                "INSERT INTO alert_gate (id, last_raised_at) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET last_raised_at = ?1
+                 WHERE last_raised_at <= ?1 - ?2
+                 RETURNING 1",
+            )?
+            .query_row(params![now, quiet_ms], |_| Ok(()))
+            .optional()
+            .context("claiming the guessing alert")?;
+        Ok(claimed.is_some())
     }
 
     fn reset_account_failures(&self, account_id: &str) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Caller, TestApp};
+use super::{Caller, Reach, TestApp};
 
 pub const JAN_PHONE: &str = "+48601234567";
 pub const JAN_CODE: &str = "246810";
@@ -33,7 +33,8 @@ pub struct EventStream {
 
 impl EventStream {
     /// Opens `GET /api/agent/events` with a bearer token (and `Last-Event-ID` if given).
-    pub async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Self {
+    pub async fn open(app: &impl Reach, token: &str, last_event_id: Option<&str>) -> Self {
+        let app = app.endpoint();
         let mut request = app
             .http
             .get(format!("{}/api/agent/events", app.addr))
