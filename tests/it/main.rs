@@ -18,6 +18,7 @@ mod guessing;
 mod keys;
 mod loadtest;
 mod logging;
+mod nodes_resilience;
 mod openapi;
 mod postgres;
 mod privacy;

@@ -3,59 +3,11 @@
 //! sends them. Each test makes a database of its own on the test server
 //! (`CALLGATE_TEST_POSTGRES_URL`; `cargo xtask test` makes sure of one).
 
-use std::path::Path;
-
-use callgate::store::postgres::scratch_db::ScratchDatabase;
-
-use crate::common::process::ServerProcess;
+use crate::common::pg::{add_account, database, node, on_postgres};
 use crate::common::*;
 use callgate::store::users::Role;
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
-
-/// A fresh database (made off the async thread: the sync client runs a runtime of its own).
-async fn database() -> ScratchDatabase {
-    tokio::task::spawn_blocking(ScratchDatabase::create)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-/// `callgate` on `dir` and the database at `url`; its stdout, after asserting success.
-fn on_postgres(dir: &Path, url: &str, args: &[&str]) -> String {
-    let mut all = vec!["--database-url", url];
-    all.extend_from_slice(args);
-    let out = callgate_cli(dir, &all);
-    assert!(
-        out.status.success(),
-        "callgate {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn node(dir: &Path, url: &str) -> ServerProcess {
-    ServerProcess::start_with(dir, &["--public-url", PUBLIC_URL, "--database-url", url])
-}
-
-fn add_account(dir: &Path, url: &str, id: &str, phone: &str, code: &str) {
-    on_postgres(
-        dir,
-        url,
-        &[
-            "account",
-            "add",
-            "--id",
-            id,
-            "--name",
-            &format!("Name of {id}"),
-            "--phone",
-            phone,
-            "--code",
-            code,
-        ],
-    );
-}
 
 #[tokio::test]
 async fn migrate_to_postgres_copies_proves_and_the_desk_answers_from_the_copy() {

@@ -11,6 +11,7 @@
 //! the one winner of a code, advisory transaction locks where a sequence must have no holes
 //! (the audit chain). Each area implements its `crate::store::*Db` trait for [`PgDb`], a
 //! transaction, in a file of its own here, beside its SQLite twin in `crate::store::sqlite`.
+//! What bounds each wait when the database stops answering is in `pool`.
 
 mod accounts;
 mod audit;
@@ -25,6 +26,7 @@ mod listen;
 mod migrations;
 mod outbox;
 mod outcomes;
+mod pool;
 mod pop;
 mod privacy;
 mod reports;
@@ -38,15 +40,13 @@ mod users;
 
 use std::cell::{RefCell, RefMut};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use postgres::{NoTls, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::Transaction;
 
 use super::{Backend, BackupReport, Committed, Done, Job, Store, WriteJob};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<pool::Manager>;
 
 pub struct PgBackend {
     pool: PoolHandle,
@@ -83,10 +83,13 @@ impl PgBackend {
             .parse()
             .with_context(|| format!("reading the database URL {}", redact(url)))?;
         let shown = redact(url);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let config = pool::hardened(config);
+        let manager = pool::Manager::new(config.clone());
         let pool = r2d2::Pool::builder()
             .max_size(16)
-            .connection_timeout(Duration::from_secs(5))
+            // A dead connection is found on check-out and replaced, not handed to a job.
+            .test_on_check_out(true)
+            .connection_timeout(pool::CHECKOUT_DEADLINE)
             .build(manager)
             .with_context(|| format!("connecting to {shown}"))?;
         off_runtime(|| {

@@ -21,6 +21,7 @@ use callgate::verify::{Keyring, totp};
 pub mod agent;
 pub mod api;
 pub mod browser;
+pub mod pg;
 pub mod process;
 
 #[allow(unused_imports)]
