@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::common::pg::{add_account, database, node};
+use callgate::twilio::{signature, twiml};
+
+use crate::common::pg::{add_account, database, node, on_postgres};
 use crate::common::process::ServerProcess;
 use crate::common::*;
 
@@ -262,4 +264,236 @@ async fn a_database_outage_costs_callers_an_apology_in_time_and_the_node_recover
         assert_eq!(health(&server).await, 200);
     }
     server.kill_9();
+}
+
+/// How far a call got, as a webhook's answer shows it or the database records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// The call exists: asked for the account code.
+    Asked,
+    /// The code was right: the menu.
+    Verified,
+    /// Handed to an agent.
+    HandedOff,
+}
+
+fn stage_of(doc: &Doc) -> Stage {
+    if doc.handoff().is_some() {
+        Stage::HandedOff
+    } else if doc.said().contains(MENU) {
+        Stage::Verified
+    } else {
+        Stage::Asked
+    }
+}
+
+/// POSTs a signed webhook; `None` when the node does not answer (it was killed), else its
+/// status and document.
+async fn try_webhook(node: &Endpoint, path: &str, params: &[(String, String)]) -> Option<Doc> {
+    let sig = signature::compute(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params);
+    let response = node
+        .http
+        .post(format!("{}{path}", node.addr))
+        .header("X-Twilio-Signature", sig)
+        .form(params)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .ok()?;
+    assert_eq!(response.status(), 200, "POST {path}: never a 5xx");
+    let xml = response.text().await.ok()?;
+    let twiml = twiml::parse(&xml).unwrap_or_else(|e| panic!("invalid TwiML ({e}): {xml}"));
+    Some(Doc {
+        xml,
+        twiml,
+        url: format!("{PUBLIC_URL}{path}"),
+    })
+}
+
+/// The next webhook of a call after `doc`, as Twilio sends it: the first, the account code at
+/// the code prompt, "1" at the menu.
+fn next_webhook(caller: &Caller, doc: Option<&Doc>) -> (String, Vec<(String, String)>) {
+    let Some(doc) = doc else {
+        return ("/twilio/voice".into(), caller.params("ringing"));
+    };
+    let gather = doc
+        .gather()
+        .unwrap_or_else(|| panic!("nothing to answer: {}", doc.xml));
+    let action = if gather.action.is_empty() {
+        doc.url.clone()
+    } else {
+        gather.action.clone()
+    };
+    let digits = if stage_of(doc) == Stage::Verified {
+        "1"
+    } else {
+        CODE
+    };
+    let mut params = caller.params("in-progress");
+    params.push(("Digits".into(), digits.into()));
+    params.push(("FinishedOnKey".into(), "#".into()));
+    (
+        action
+            .strip_prefix(PUBLIC_URL)
+            .unwrap_or(&action)
+            .to_owned(),
+        params,
+    )
+}
+
+/// The stage each call has in the database (absent: no row).
+fn stages_in(url: &str) -> std::collections::HashMap<String, Stage> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .query(
+            "SELECT c.call_sid, c.verified_at IS NOT NULL, c.handed_off_at IS NOT NULL
+                    AND EXISTS (SELECT 1 FROM call_events e
+                                WHERE e.call_sid = c.call_sid AND e.kind = 'handoff')
+             FROM calls c",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let stage = match (r.get::<_, bool>(1), r.get::<_, bool>(2)) {
+                (_, true) => Stage::HandedOff,
+                (true, false) => Stage::Verified,
+                (false, false) => Stage::Asked,
+            };
+            (r.get(0), stage)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kill_9_of_one_node_loses_no_answered_webhook_and_its_calls_finish_on_the_other() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const CALLS: usize = 24;
+    let db = database().await;
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), db.url(), "ACC-K", PHONE, CODE);
+    let a = node(dir.path(), db.url());
+    let b = node(dir.path(), db.url());
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let nodes = Arc::new([a.endpoint(), b.endpoint()]);
+    let a_down = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    // What node A answered with 200, per call: the furthest stage its answers showed.
+    let from_a: Arc<std::sync::Mutex<HashMap<String, Stage>>> = Default::default();
+    // Webhooks hold it shared; the check after the kill takes it alone, so nothing moves
+    // the calls on while it looks.
+    let gate = Arc::new(tokio::sync::RwLock::new(()));
+    let resent = Arc::new(AtomicUsize::new(0));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..CALLS {
+        let (nodes, a_down, answered, from_a, gate, resent) = (
+            nodes.clone(),
+            a_down.clone(),
+            answered.clone(),
+            from_a.clone(),
+            gate.clone(),
+            resent.clone(),
+        );
+        calls.spawn(async move {
+            let caller = Caller::new(&nodes[1], PHONE);
+            let mut doc: Option<Doc> = None;
+            for turn in 0..8 {
+                if doc
+                    .as_ref()
+                    .is_some_and(|d| stage_of(d) == Stage::HandedOff)
+                {
+                    return (caller.call_sid, turn);
+                }
+                // Spread the calls out, so the kill lands in the middle of them.
+                tokio::time::sleep(Duration::from_millis(20 + 37 * ((i + turn) % 5) as u64)).await;
+                let (path, params) = next_webhook(&caller, doc.as_ref());
+                let _held = gate.read().await;
+                // Round robin; a balancer sends nothing more to a node it saw go down.
+                let mut target = (i + turn) % 2;
+                if target == 0 && a_down.load(Ordering::SeqCst) {
+                    target = 1;
+                }
+                let reply = match try_webhook(&nodes[target], &path, &params).await {
+                    Some(reply) => reply,
+                    None => {
+                        // Node A died with the webhook unanswered: Twilio's fallback URL
+                        // (the balancer) sends it again, to B.
+                        assert_eq!(target, 0, "node B must answer");
+                        resent.fetch_add(1, Ordering::SeqCst);
+                        target = 1;
+                        try_webhook(&nodes[1], &path, &params)
+                            .await
+                            .expect("node B answers")
+                    }
+                };
+                assert!(!reply.said().contains(APOLOGY), "{}", reply.xml);
+                if target == 0 {
+                    let mut from_a = from_a.lock().unwrap();
+                    let seen = from_a
+                        .entry(caller.call_sid.clone())
+                        .or_insert(Stage::Asked);
+                    *seen = (*seen).max(stage_of(&reply));
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+                doc = Some(reply);
+            }
+            panic!("call {i} not handed off: {:?}", doc.map(|d| d.xml));
+        });
+    }
+
+    // A third of the way through: kill -9 node A.
+    within(Duration::from_secs(60), "calls under way", || async {
+        answered.load(Ordering::SeqCst) >= CALLS
+    })
+    .await;
+    a.kill_9();
+    let at_kill = answered.load(Ordering::SeqCst);
+    {
+        // What A answered is in the database, as far as its answers said.
+        let _alone = gate.write().await;
+        a_down.store(true, Ordering::SeqCst);
+        let answered_by_a = from_a.lock().unwrap().clone();
+        let url = db.url().to_owned();
+        let stored = tokio::task::spawn_blocking(move || stages_in(&url))
+            .await
+            .unwrap();
+        assert!(!answered_by_a.is_empty());
+        for (sid, stage) in &answered_by_a {
+            let in_db = stored.get(sid).copied();
+            assert!(
+                in_db >= Some(*stage),
+                "{sid}: node A answered {stage:?}, the database has {in_db:?}"
+            );
+        }
+        println!(
+            "killed node A after {at_kill} answered webhooks; A had answered for {} calls, all stored",
+            answered_by_a.len()
+        );
+    }
+
+    // Every call finishes on B, verified and handed off.
+    let mut finished = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        finished.push(done.unwrap());
+    }
+    assert_eq!(finished.len(), CALLS);
+    let url = db.url().to_owned();
+    let stored = tokio::task::spawn_blocking(move || stages_in(&url))
+        .await
+        .unwrap();
+    for (sid, _) in &finished {
+        assert_eq!(stored.get(sid), Some(&Stage::HandedOff), "{sid}");
+    }
+    println!(
+        "{} webhooks resent to B after the kill; all {CALLS} calls handed off",
+        resent.load(Ordering::SeqCst)
+    );
+    let verified = on_postgres(dir.path(), db.url(), &["audit", "verify"]);
+    assert!(verified.contains("intact"), "{verified}");
+    b.kill_9();
 }
