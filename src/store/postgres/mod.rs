@@ -1,9 +1,10 @@
 //! The PostgreSQL backend, for running callgate on several nodes (`CALLGATE_DATABASE_URL`).
 //!
 //! Driver: the `postgres` crate (rust-postgres, the sync face of `tokio-postgres`), pooled by
-//! `r2d2_postgres`. The storage interface is synchronous (a job runs inside one transaction
-//! on a blocking thread, as with SQLite), so a synchronous client is the natural fit; the same
-//! author keeps both crates and `r2d2` already pools callgate's SQLite connections.
+//! `r2d2` (which already pools callgate's SQLite connections) through the manager in `pool`,
+//! which bounds connecting and checks each connection handed out. The storage interface is
+//! synchronous (a job runs inside one transaction on a blocking thread, as with SQLite), so a
+//! synchronous client is the natural fit.
 //!
 //! Unlike SQLite there is no single writer: every job runs in its own transaction on its own
 //! pooled connection, and several nodes write at once. What must be decided by one writer is
