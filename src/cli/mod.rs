@@ -241,15 +241,20 @@ fn purge(
     let (retention, now) = (retention.retention(), crate::store::now_ms());
     let purge =
         |db: &dyn crate::store::Db| crate::store::privacy::purge_retention(db, &retention, now);
-    let purged = if dry_run {
-        let purged = store.dry_run(purge)?;
-        println!("would purge (dry run, nothing changed):");
-        purged
+    let (purged, said) = if dry_run {
+        (
+            store.dry_run(purge)?,
+            "would purge (dry run, nothing changed):",
+        )
     } else {
-        let purged = store.write_sync(purge)?;
-        println!("purged:");
-        purged
+        (store.write_sync(purge)?, "purged:")
     };
+    let Some(purged) = purged else {
+        anyhow::bail!(
+            "another purge (a node's daily one) is running now; nothing was done, try again later"
+        );
+    };
+    println!("{said}");
     println!("{}", serde_json::to_string_pretty(&purged)?);
     Ok(())
 }

@@ -48,15 +48,19 @@ pub async fn metrics(
     description = "Ready when the database answers. No login.",
     responses(
         (status = 200, description = "Ready.", content_type = "text/plain", body = String, example = "ok"),
-        (status = 503, description = "The database does not answer.")
+        (status = 503, description = "The database does not answer (within 3 s).")
     ),
     security(())
 )]
 pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, StatusCode> {
-    state
-        .store
-        .read(|db| db.ping())
-        .await
-        .map(|()| "ok")
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+    // A database that does not answer at all is as unready as one that refuses: a balancer's
+    // check gets its 503 within seconds, and drains the node.
+    let ping = state.store.read(|db| db.ping());
+    match tokio::time::timeout(HEALTH_DEADLINE, ping).await {
+        Ok(Ok(())) => Ok("ok"),
+        Ok(Err(_)) | Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
+    }
 }
+
+/// How long `/healthz` waits for the database.
+const HEALTH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);

@@ -136,7 +136,9 @@ async fn purge_daily(state: AppState) {
             .write(move |db| crate::store::privacy::purge_retention(db, &retention, now))
             .await;
         match result {
-            Ok(p) => tracing::info!(
+            // Another node holds the purge: it does today's work.
+            Ok(None) => tracing::info!("retention purge skipped: another node is purging"),
+            Ok(Some(p)) => tracing::info!(
                 journeys = p.journeys,
                 notes = p.notes,
                 call_details = p.call_details,

@@ -53,6 +53,11 @@ pub struct Forgotten {
 }
 
 pub trait PrivacyDb {
+    /// Claims the retention purge for the caller's transaction, until it ends: false when
+    /// another transaction (on PostgreSQL, possibly another node) is purging at this moment,
+    /// so two nodes' daily purges never run at once. SQLite has one writer: always true.
+    fn claim_purge(&self) -> anyhow::Result<bool>;
+
     /// Removes what the retention settings no longer allow, in the caller's transaction; see
     /// [`purge_retention`], which also records it.
     fn purge_expired(&self, retention: &Retention, now: i64) -> anyhow::Result<Purged>;
@@ -115,11 +120,16 @@ pub fn scrub_strings(value: &mut Value, forms: &[String]) {
 
 /// Enforces the retention settings in the caller's transaction (a dry run is rolled back by
 /// the caller) and records what it removed in the audit trail: the same on every backend.
+/// `None` when another transaction holds the purge ([`PrivacyDb::claim_purge`]): another
+/// node is purging now, and this one skips rather than doing (and auditing) it twice.
 pub fn purge_retention(
     db: &dyn crate::store::Db,
     retention: &Retention,
     now: i64,
-) -> anyhow::Result<Purged> {
+) -> anyhow::Result<Option<Purged>> {
+    if !db.claim_purge()? {
+        return Ok(None);
+    }
     let purged = db.purge_expired(retention, now)?;
     if purged != Purged::default() {
         db.append_audit(
@@ -130,5 +140,5 @@ pub fn purge_retention(
             now,
         )?;
     }
-    Ok(purged)
+    Ok(Some(purged))
 }

@@ -18,6 +18,11 @@ use crate::error::ApiError;
 use crate::ivr::engine::{self, CallInput, Event};
 use crate::startup::AppState;
 
+/// How long a webhook waits for its database work before the caller hears the apology: well
+/// within Twilio's 15 s, and before the router's own time limit answers 503 (which Twilio reads
+/// out as an application error).
+const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(7);
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/twilio/voice", post(incoming_call).get(incoming_call_get))
@@ -128,19 +133,26 @@ async fn run_flow_in(
     let span = tracing::Span::current();
     let crm = state.settings.crm_webhook.is_some();
     let clock = state.clock.clone();
-    let result = state
-        .store
-        .write(move |db| {
-            let _in_call = span.enter();
-            let now = clock.now_ms();
-            // The call row is read once, by the engine; the tracker compares before and after.
-            let answered = voice::answer(db, &ivr, &for_flow, event, now)?;
-            // In the same transaction: the agents' events exist exactly when the change does.
-            let tracked =
-                live::track_flow(db, &ivr, answered.before.as_ref(), &answered.call, crm, now)?;
-            Ok((answered.twiml, tracked))
-        })
-        .await;
+    let job = state.store.write(move |db| {
+        let _in_call = span.enter();
+        let now = clock.now_ms();
+        // The call row is read once, by the engine; the tracker compares before and after.
+        let answered = voice::answer(db, &ivr, &for_flow, event, now)?;
+        // In the same transaction: the agents' events exist exactly when the change does.
+        let tracked =
+            live::track_flow(db, &ivr, answered.before.as_ref(), &answered.call, crm, now)?;
+        Ok((answered.twiml, tracked))
+    });
+    // A database that does not answer (cut off, hung, restarting) must not keep the caller
+    // in silence until Twilio gives up: past the deadline the caller hears the apology. The
+    // job may still commit later; the caller, told to call back, has hung up by then.
+    let result = match tokio::time::timeout(STORE_DEADLINE, job).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!(
+            "the database did not answer within {} s",
+            STORE_DEADLINE.as_secs()
+        )),
+    };
     // Committed: now the consoles and the CRM task may hear of it.
     let result = result.map(|(doc, tracked)| {
         state.hub.publish(&tracked);

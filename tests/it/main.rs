@@ -20,6 +20,7 @@ mod loadtest;
 mod logging;
 mod nodes_keys;
 mod nodes_load;
+mod nodes_resilience;
 mod nodes_shared;
 mod openapi;
 mod postgres;

@@ -5,19 +5,11 @@
 
 use std::path::Path;
 
-use callgate::store::postgres::scratch_db::ScratchDatabase;
-
+use crate::common::pg::{database, node};
 use crate::common::process::ServerProcess;
 use crate::common::*;
 
 const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
-
-async fn database() -> ScratchDatabase {
-    tokio::task::spawn_blocking(ScratchDatabase::create)
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 /// `callgate --database-url URL ARGS` on `dir` with `kek` as `CALLGATE_KEK` (None: unset).
 fn cli(dir: &Path, url: &str, kek: Option<&str>, args: &[&str]) -> std::process::Output {
@@ -43,10 +35,6 @@ fn ok(out: std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn node(dir: &Path, url: &str) -> ServerProcess {
-    ServerProcess::start_with(dir, &["--public-url", PUBLIC_URL, "--database-url", url])
 }
 
 /// The base64 key of a `callgate.kek` file.

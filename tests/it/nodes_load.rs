@@ -2,25 +2,11 @@
 //! both as a round-robin balancer sends them: every path plays without an error (correctness
 //! only: no timing is asserted; BENCHMARKS.md has the figures).
 
-use std::path::Path;
-
 use callgate::loadtest::{self, Plan};
-use callgate::store::postgres::scratch_db::ScratchDatabase;
 
+use crate::common::pg::{add_user, database, on_postgres, two_nodes};
 use crate::common::process::ServerProcess;
 use crate::common::*;
-
-fn cli(dir: &Path, url: &str, args: &[&str]) -> String {
-    let mut all = vec!["--database-url", url];
-    all.extend_from_slice(args);
-    let out = callgate_cli(dir, &all);
-    assert!(
-        out.status.success(),
-        "callgate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// How many webhooks a node answered, from its `/metrics`.
 async fn webhooks_answered(node: &ServerProcess, admin: &str) -> u64 {
@@ -42,23 +28,12 @@ async fn webhooks_answered(node: &ServerProcess, admin: &str) -> u64 {
 
 #[tokio::test]
 async fn the_generator_plays_every_path_across_two_nodes_without_errors() {
-    let db = tokio::task::spawn_blocking(ScratchDatabase::create)
-        .await
-        .unwrap()
-        .unwrap();
+    let db = database().await;
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--public-url", PUBLIC_URL, "--database-url", url];
-    let a = ServerProcess::start_with(dir.path(), &args);
-    a.wait_ready().await;
-    let b = ServerProcess::start_with(dir.path(), &args);
-    b.wait_ready().await;
-    cli(dir.path(), url, &["seed", "--accounts", "40"]);
-    let admin = cli(dir.path(), url, &["user", "add", "ops", "--role", "admin"])
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let (a, b) = two_nodes(dir.path(), url, &[]).await;
+    on_postgres(dir.path(), url, &["seed", "--accounts", "40"]);
+    let admin = add_user(dir.path(), url, "ops", "admin");
 
     let plan = Plan {
         calls: 48,
@@ -104,7 +79,7 @@ async fn the_generator_plays_every_path_across_two_nodes_without_errors() {
     .await
     .unwrap();
     assert_eq!(handed_off, 24);
-    let verified = cli(dir.path(), url, &["audit", "verify"]);
+    let verified = on_postgres(dir.path(), url, &["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
     a.kill_9();
     b.kill_9();

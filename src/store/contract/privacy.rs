@@ -483,7 +483,8 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     let purged = fresh
         .store
         .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, now))
-        .unwrap();
+        .unwrap()
+        .expect("nobody else purges");
     let expected = Purged {
         journeys: 4,
         notes: 5,
@@ -560,7 +561,8 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     let again = fresh
         .store
         .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, now))
-        .unwrap();
+        .unwrap()
+        .expect("nobody else purges");
     assert_eq!(again, Purged::default());
     assert_eq!(
         fresh
@@ -581,7 +583,8 @@ fn retention_purge_removes_what_is_due_and_audits_it(fresh: &Fresh) {
     let none = fresh
         .store
         .write_sync(move |db| crate::store::privacy::purge_retention(db, &forever, now * 10))
-        .unwrap();
+        .unwrap()
+        .expect("nobody else purges");
     assert_eq!(none, Purged::default());
 }
 
@@ -617,7 +620,8 @@ fn the_journey_purge_reaches_every_due_call(fresh: &Fresh) {
     let purged = fresh
         .store
         .write_sync(move |db| crate::store::privacy::purge_retention(db, &retention, 5 * DAY_MS))
-        .unwrap();
+        .unwrap()
+        .expect("nobody else purges");
     assert_eq!(purged.journeys, n);
     let with_journey = raw.texts("SELECT call_sid FROM calls WHERE state LIKE '%journey%'");
     assert_eq!(with_journey, ["LATE"]);
@@ -630,3 +634,82 @@ both_fresh!(
     retention_purge_removes_what_is_due_and_audits_it,
     the_journey_purge_reaches_every_due_call,
 );
+
+/// Two nodes' daily purges at once (two pools on one PostgreSQL database): the first to claim
+/// the purge runs it and audits it; the other, asking while the first's transaction is still
+/// open, is told to skip; so the trail holds one `retention.purge`, not two.
+#[test]
+fn two_purges_at_once_on_postgres_one_runs_and_the_other_skips() {
+    use std::sync::{Arc, mpsc};
+
+    let fresh = super::postgres();
+    let mut raw = fresh.raw();
+    for i in 0..5 {
+        let sid = format!("CA{i}");
+        call(&mut raw, &sid, PHONE, None, i, &state(PHONE, NAME));
+        raw.exec(
+            "INSERT INTO call_events (call_sid, kind, at) VALUES ($1, 'status', $2)",
+            &[Text(&sid), Int(i)],
+        );
+    }
+    drop(raw);
+    let other_node = crate::store::Store::new(Arc::new(
+        crate::store::postgres::PgBackend::connect(fresh.url()).unwrap(),
+    ));
+    let retention = Retention {
+        journeys_days: 0,
+        notes_days: 0,
+        call_details_days: 0,
+        events_days: 1,
+        audit_days: 0,
+    };
+    let now = 10 * DAY_MS;
+    let (claimed, held) = mpsc::channel();
+    let (finish, may_finish) = mpsc::channel::<()>();
+    let (store, retention_ref) = (&fresh.store, &retention);
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(move || {
+            store.write_sync(|db| {
+                let purged = crate::store::privacy::purge_retention(db, retention_ref, now);
+                // Still inside the transaction, so still holding the purge.
+                claimed.send(()).unwrap();
+                may_finish.recv().unwrap();
+                purged
+            })
+        });
+        held.recv().unwrap();
+        let (answered, answer) = mpsc::channel();
+        let other = &other_node;
+        s.spawn(move || {
+            let second = other
+                .write_sync(|db| crate::store::privacy::purge_retention(db, retention_ref, now));
+            answered.send(second).unwrap();
+        });
+        // Without the claim the second would wait on the first's row locks: let the first
+        // finish after a while, so that shows as a second purge rather than a hang.
+        let second = answer.recv_timeout(std::time::Duration::from_secs(10));
+        finish.send(()).unwrap();
+        let second = second.or_else(|_| answer.recv()).unwrap().unwrap();
+        (first.join().unwrap().unwrap(), second)
+    });
+    assert_eq!(first.map(|p| p.events), Some(5));
+    assert_eq!(
+        second, None,
+        "the second node must skip while the first purges"
+    );
+
+    // Once the first has committed the purge is free again: the next one runs (nothing is due).
+    let later = other_node
+        .write_sync(|db| crate::store::privacy::purge_retention(db, &retention, now))
+        .unwrap();
+    assert_eq!(later, Some(Purged::default()));
+    let trail = fresh
+        .store
+        .read_sync(|db| db.recent_audit(None, 10))
+        .unwrap();
+    let purges = trail
+        .iter()
+        .filter(|e| e.action == "retention.purge")
+        .count();
+    assert_eq!(purges, 1, "{trail:?}");
+}

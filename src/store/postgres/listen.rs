@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
 use tokio::sync::mpsc;
 
 use crate::store::changes::{Change, ChangeFeed};
@@ -25,14 +25,19 @@ fn listen(config: postgres::Config, tx: mpsc::UnboundedSender<Change>) {
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     while !tx.is_closed() {
-        match config.connect(NoTls).and_then(|mut c| {
-            c.batch_execute("LISTEN callgate_events; LISTEN callgate_audit")?;
+        let connected = super::pool::connect_within(&config).and_then(|mut c| {
+            c.batch_execute("LISTEN callgate_events; LISTEN callgate_audit")
+                .map_err(std::io::Error::other)?;
             Ok(c)
-        }) {
+        });
+        match connected {
             Ok(client) => {
                 backoff = Duration::from_millis(100);
-                if !first && tx.send(Change::Resumed).is_err() {
-                    return;
+                if !first {
+                    tracing::info!("PostgreSQL listener connected again");
+                    if tx.send(Change::Resumed).is_err() {
+                        return;
+                    }
                 }
                 first = false;
                 relay(client, &tx);

@@ -1,9 +1,10 @@
 //! The PostgreSQL backend, for running callgate on several nodes (`CALLGATE_DATABASE_URL`).
 //!
 //! Driver: the `postgres` crate (rust-postgres, the sync face of `tokio-postgres`), pooled by
-//! `r2d2_postgres`. The storage interface is synchronous (a job runs inside one transaction
-//! on a blocking thread, as with SQLite), so a synchronous client is the natural fit; the same
-//! author keeps both crates and `r2d2` already pools callgate's SQLite connections.
+//! `r2d2` (which already pools callgate's SQLite connections) through the manager in `pool`,
+//! which bounds connecting and checks each connection handed out. The storage interface is
+//! synchronous (a job runs inside one transaction on a blocking thread, as with SQLite), so a
+//! synchronous client is the natural fit.
 //!
 //! Unlike SQLite there is no single writer: every job runs in its own transaction on its own
 //! pooled connection, and several nodes write at once. What must be decided by one writer is
@@ -11,6 +12,7 @@
 //! the one winner of a code, advisory transaction locks where a sequence must have no holes
 //! (the audit chain). Each area implements its `crate::store::*Db` trait for [`PgDb`], a
 //! transaction, in a file of its own here, beside its SQLite twin in `crate::store::sqlite`.
+//! What bounds each wait when the database stops answering is in `pool`.
 
 mod accounts;
 mod audit;
@@ -25,6 +27,7 @@ mod listen;
 mod migrations;
 mod outbox;
 mod outcomes;
+mod pool;
 mod pop;
 mod privacy;
 mod reports;
@@ -38,15 +41,13 @@ mod users;
 
 use std::cell::{RefCell, RefMut};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use postgres::{NoTls, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::Transaction;
 
 use super::{Backend, BackupReport, Committed, Done, Job, Store, WriteJob};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<pool::Manager>;
 
 pub struct PgBackend {
     pool: PoolHandle,
@@ -83,10 +84,13 @@ impl PgBackend {
             .parse()
             .with_context(|| format!("reading the database URL {}", redact(url)))?;
         let shown = redact(url);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let config = pool::hardened(config);
+        let manager = pool::Manager::new(config.clone());
         let pool = r2d2::Pool::builder()
             .max_size(16)
-            .connection_timeout(Duration::from_secs(5))
+            // A dead connection is found on check-out and replaced, not handed to a job.
+            .test_on_check_out(true)
+            .connection_timeout(pool::CHECKOUT_DEADLINE)
             .build(manager)
             .with_context(|| format!("connecting to {shown}"))?;
         off_runtime(|| {

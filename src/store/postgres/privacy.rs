@@ -97,7 +97,20 @@ impl PgDb<'_> {
     }
 }
 
+/// `pg_try_advisory_xact_lock` key of the retention purge: "cg purge" folded to a number.
+const PURGE_LOCK: i64 = 0x6367_5f70_7572_6765;
+
 impl PrivacyDb for PgDb<'_> {
+    fn claim_purge(&self) -> anyhow::Result<bool> {
+        // Not waiting: a second node that finds the lock taken skips, since the first is
+        // doing the same work. Released when the purge's transaction ends.
+        let row = self
+            .tx()?
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK])
+            .context("claiming the retention purge")?;
+        Ok(row.try_get(0)?)
+    }
+
     fn purge_expired(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
         let journeys = cutoff(now, r.journeys_days);
         let notes = cutoff(now, r.notes_days);

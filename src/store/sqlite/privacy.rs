@@ -19,6 +19,11 @@ fn changes(conn: &Connection, sql: &str, cutoff: Option<i64>) -> anyhow::Result<
 }
 
 impl PrivacyDb for Connection {
+    fn claim_purge(&self) -> anyhow::Result<bool> {
+        // One writer: no other purge can be running in this database.
+        Ok(true)
+    }
+
     fn purge_expired(&self, r: &Retention, now: i64) -> anyhow::Result<Purged> {
         let journeys = cutoff(now, r.journeys_days);
         let notes = cutoff(now, r.notes_days);
@@ -389,7 +394,9 @@ mod tests {
             audit_days: 30,
             ..Retention::default()
         };
-        let purged = crate::store::privacy::purge_retention(&conn, &r, now).unwrap();
+        let purged = crate::store::privacy::purge_retention(&conn, &r, now)
+            .unwrap()
+            .expect("one writer: never skipped");
         assert_eq!(purged.audit_entries, 2);
         let left: i64 = conn
             .query_row(
@@ -409,6 +416,7 @@ mod tests {
         assert_eq!(
             crate::store::privacy::purge_retention(&conn, &r, now)
                 .unwrap()
+                .expect("one writer: never skipped")
                 .audit_entries,
             0
         );
