@@ -93,10 +93,7 @@ impl KeyCustody {
                 for key in &ring {
                     masters.insert(key.version, kek.unwrap(key.version, &key.wrapped)?);
                 }
-                Ok(Keyring::from_masters(
-                    &masters,
-                    KeyOrigin::Database(kek.origin().clone()),
-                ))
+                Ok(Keyring::from_masters(&masters, self.origin()))
             }
         }
     }
@@ -173,15 +170,17 @@ impl KeyCustody {
         Ok(ring)
     }
 
+    /// Where the keys are kept (its `Display` is what messages say).
+    pub fn origin(&self) -> KeyOrigin {
+        match self {
+            Self::File(path) => KeyOrigin::File(path.clone()),
+            Self::Database { kek, .. } => KeyOrigin::Database(kek.origin().clone()),
+        }
+    }
+
     /// Where the keys are kept, for messages.
     pub fn describe(&self) -> String {
-        match self {
-            Self::File(path) => format!("key file {}", path.display()),
-            Self::Database { kek, .. } => format!(
-                "key ring in the database (opened with the key-encryption key from {})",
-                kek.origin()
-            ),
-        }
+        self.origin().to_string()
     }
 
     fn seed(&self, store: &Store, now: i64) -> anyhow::Result<()> {

@@ -5,11 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::pg::{database, node};
-use crate::common::process::ServerProcess;
-use crate::common::*;
-
-const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
+use crate::common::pg::{database, node, reaches_menu};
 
 /// `callgate --database-url URL ARGS` on `dir` with `kek` as `CALLGATE_KEK` (None: unset).
 fn cli(dir: &Path, url: &str, kek: Option<&str>, args: &[&str]) -> std::process::Output {
@@ -44,18 +40,6 @@ fn kek_of(dir: &Path) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("kek ").map(str::to_owned))
         .unwrap()
-}
-
-/// A call from `phone` typing `code` on `first`, the menu key on `second`: verified?
-async fn verifies(first: &ServerProcess, second: &ServerProcess, phone: &str, code: &str) -> bool {
-    let mut caller = Caller::new(first, phone);
-    caller.dial().await;
-    caller.app = second.endpoint();
-    caller
-        .press(&format!("{code}#"))
-        .await
-        .said()
-        .contains(MENU)
 }
 
 #[tokio::test]
@@ -94,8 +78,8 @@ async fn every_node_shares_the_key_ring_and_a_rotation_reaches_the_running_nodes
         "--code",
         "13579246",
     ]);
-    assert!(verifies(&a, &b, "+48601234567", "13579246").await);
-    assert!(verifies(&b, &a, "+48601234567", "13579246").await);
+    assert!(reaches_menu(&a, &b, "+48601234567", "13579246").await);
+    assert!(reaches_menu(&b, &a, "+48601234567", "13579246").await);
 
     let status = op(&["keys", "status"]);
     assert!(
@@ -117,17 +101,17 @@ async fn every_node_shares_the_key_ring_and_a_rotation_reaches_the_running_nodes
         "--code",
         "24681357",
     ]);
-    assert!(verifies(&a, &b, "+48601234568", "24681357").await);
-    assert!(verifies(&b, &a, "+48601234568", "24681357").await);
+    assert!(reaches_menu(&a, &b, "+48601234568", "24681357").await);
+    assert!(reaches_menu(&b, &a, "+48601234568", "24681357").await);
     // The v1 code still checks (and is re-keyed to v2 by that use).
-    assert!(verifies(&a, &a, "+48601234567", "13579246").await);
+    assert!(reaches_menu(&a, &a, "+48601234567", "13579246").await);
     let status = op(&["keys", "status"]);
     assert!(
         status.contains("v2 (current)") && status.contains("v1 (unused: can be retired)"),
         "{status}"
     );
     op(&["keys", "retire", "v1"]);
-    assert!(verifies(&b, &b, "+48601234567", "13579246").await);
+    assert!(reaches_menu(&b, &b, "+48601234567", "13579246").await);
     for server in [&a, &b] {
         let logged = server.stderr.lock().unwrap().join("\n");
         assert!(

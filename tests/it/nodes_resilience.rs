@@ -18,7 +18,6 @@ use crate::common::pg::{add_account, database, node, on_postgres};
 use crate::common::process::ServerProcess;
 use crate::common::*;
 
-const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const APOLOGY: &str = "problem techniczny";
 const PHONE: &str = "+48601234567";
 const CODE: &str = "13579246";

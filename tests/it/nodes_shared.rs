@@ -16,11 +16,10 @@ use axum::routing::post;
 use serde_json::json;
 
 use crate::common::agent::EventStream;
-use crate::common::pg::{add_account, add_user, database, on_postgres, two_nodes};
+use crate::common::pg::{add_account, add_user, database, on_postgres, reaches_menu, two_nodes};
 use crate::common::process::ServerProcess;
 use crate::common::*;
 
-const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 const GREETING: &str = "Dzień dobry, tu pomoc techniczna.";
 /// What propagation between nodes is promised within.
 const WITHIN: Duration = Duration::from_secs(1);
@@ -104,21 +103,24 @@ impl<'a> Guesser<'a> {
     }
 }
 
-/// A call from `from` typing `code`, alternating nodes: does it reach the menu?
-async fn reaches_menu(
-    first: &ServerProcess,
-    second: &ServerProcess,
-    from: &str,
-    code: &str,
-) -> bool {
-    let mut caller = Caller::new(first, from);
-    caller.dial().await;
-    caller.app = second.endpoint();
-    caller
-        .press(&format!("{code}#"))
+/// Saves `source` as a new draft of the `default` script through `node`'s API: its version.
+async fn save_draft(
+    http: &reqwest::Client,
+    node: &ServerProcess,
+    admin: &str,
+    source: &str,
+) -> i64 {
+    let r = http
+        .put(format!("{}/api/scripts/default", node.addr))
+        .bearer_auth(admin)
+        .json(&json!({ "source": source }))
+        .send()
         .await
-        .said()
-        .contains(MENU)
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<serde_json::Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -331,17 +333,7 @@ async fn scripts_visible_attributes_and_routing_models_changed_through_one_node_
     assert!(greeting_on(&b).await.starts_with(GREETING));
     let shipped = std::fs::read_to_string(repo_path("ivr-scripts/default.toml")).unwrap();
     let edited = shipped.replace(GREETING, "Wersja z węzła A.");
-    let r = http
-        .put(format!("{}/api/scripts/default", a.addr))
-        .bearer_auth(&admin)
-        .json(&json!({ "source": edited }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let version = r.json::<serde_json::Value>().await.unwrap()["version"]
-        .as_i64()
-        .unwrap();
+    let version = save_draft(&http, &a, &admin, &edited).await;
     let r = http
         .post(format!("{}/api/scripts/default/publish", a.addr))
         .bearer_auth(&admin)
@@ -359,17 +351,7 @@ async fn scripts_visible_attributes_and_routing_models_changed_through_one_node_
 
     // The CLI's publish (a third process) answers on both.
     let cli_text = shipped.replace(GREETING, "Wersja z wiersza poleceń.");
-    let r = http
-        .put(format!("{}/api/scripts/default", b.addr))
-        .bearer_auth(&admin)
-        .json(&json!({ "source": cli_text }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let version = r.json::<serde_json::Value>().await.unwrap()["version"]
-        .as_i64()
-        .unwrap();
+    let version = save_draft(&http, &b, &admin, &cli_text).await;
     on_postgres(
         dir.path(),
         url,

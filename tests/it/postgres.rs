@@ -7,8 +7,6 @@ use crate::common::pg::{add_account, database, node, on_postgres};
 use crate::common::*;
 use callgate::store::users::Role;
 
-const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
-
 #[tokio::test]
 async fn migrate_to_postgres_copies_proves_and_the_desk_answers_from_the_copy() {
     // A desk on SQLite: accounts, an agent, an audit trail, a call that reached an agent.

@@ -28,6 +28,8 @@ pub mod process;
 pub use api::Api;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+/// What the shipped Polish script says at its menu: a verified caller hears it.
+pub const MENU: &str = "W sprawie rozliczeń naciśnij 1.";
 /// What Twilio is configured with; the server listens elsewhere, as behind a proxy.
 pub const PUBLIC_URL: &str = "https://callgate.example";
 pub const DIALED: &str = "+48221234567";

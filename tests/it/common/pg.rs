@@ -6,7 +6,7 @@ use std::path::Path;
 use callgate::store::postgres::scratch_db::ScratchDatabase;
 
 use super::process::ServerProcess;
-use super::{PUBLIC_URL, callgate_cli};
+use super::{Caller, MENU, PUBLIC_URL, Reach, callgate_cli};
 
 /// A fresh database (made off the async thread: the sync client runs a runtime of its own).
 pub async fn database() -> ScratchDatabase {
@@ -76,4 +76,22 @@ pub fn add_user(dir: &Path, url: &str, name: &str, role: &str) -> String {
         .last()
         .unwrap()
         .to_owned()
+}
+
+/// A call from `from` typing `code` on `first`, its next webhook on `second` (as a round-robin
+/// balancer sends them): does it reach the menu?
+pub async fn reaches_menu(
+    first: &ServerProcess,
+    second: &ServerProcess,
+    from: &str,
+    code: &str,
+) -> bool {
+    let mut caller = Caller::new(first, from);
+    caller.dial().await;
+    caller.app = second.endpoint();
+    caller
+        .press(&format!("{code}#"))
+        .await
+        .said()
+        .contains(MENU)
 }
