@@ -515,16 +515,7 @@ async fn the_crm_webhook_is_signed_retried_with_backoff_and_never_delays_the_cal
         assert!(Instant::now() < deadline, "not marked delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.addr))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&app, &admin).await;
     assert!(
         metrics.contains("callgate_crm_deliveries_total{kind=\"delivered\"} 1")
             && metrics.contains("callgate_crm_deliveries_total{kind=\"failed\"} 2"),

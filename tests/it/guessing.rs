@@ -161,16 +161,7 @@ async fn ten_thousand_guesses_from_rotating_numbers_verify_nobody_and_raise_the_
     );
     assert!(table("Calling numbers with repeated failures").len() >= 200);
     // The metrics count the alert too.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.addr))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&app, &admin).await;
     assert!(
         !metrics.contains("callgate_guessing_alerts_total 0"),
         "{metrics}"

@@ -10,16 +10,7 @@ use crate::common::*;
 
 /// How many webhooks a node answered, from its `/metrics`.
 async fn webhooks_answered(node: &ServerProcess, admin: &str) -> u64 {
-    let body = node
-        .http
-        .get(format!("{}/metrics", node.addr))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = metrics(node, admin).await;
     body.lines()
         .filter(|l| l.contains("webhook_seconds_count"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

@@ -388,6 +388,20 @@ pub trait Reach {
     fn endpoint(&self) -> Endpoint;
 }
 
+/// The server's `/metrics` page, read with an admin's token.
+pub async fn metrics(app: &impl Reach, admin: &str) -> String {
+    let e = app.endpoint();
+    e.http
+        .get(format!("{}/metrics", e.addr))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 impl Reach for Endpoint {
     fn endpoint(&self) -> Endpoint {
         self.clone()
